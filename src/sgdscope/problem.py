@@ -1,0 +1,208 @@
+"""The object every measurement works on: a model, its loss, and fixed curvature batches.
+
+``Problem`` evaluates the loss as a pure function of one flat vector ``theta`` of the selected
+parameters (``torch.func.functional_call``), so that Hessian-vector products, per-example
+gradients and interpolations never touch the model's ``.grad``, buffers, mode or the RNG.
+
+Measurement rules
+-----------------
+* Dropout and every other train-time behaviour is off (modules are put in eval mode for the
+  duration of a call and restored afterwards).
+* Batch norm, ``bn_mode="eval"``: running statistics are used.
+* Batch norm, ``bn_mode="train"``: each fixed batch is normalised with its own statistics, and
+  the running statistics are left untouched (``track_running_stats`` is switched off for the call).
+* The loss over the batches is combined with the loss's own reduction: for a mean-reduced loss
+  the result is the mean over all examples, ``sum_b (n_b / N) * loss_b``, whatever the split;
+  for ``reduction="sum"`` it is the plain sum.
+"""
+from __future__ import annotations
+
+import contextlib
+import fnmatch
+from typing import Callable, Iterable, Sequence
+
+import torch
+from torch import nn
+from torch.func import functional_call
+
+from ._flat import FlatSpec
+
+__all__ = ["Problem", "Batch"]
+
+Batch = tuple  # (inputs, targets); inputs a tensor or a tuple of tensors fed as model(*inputs)
+
+_BN_MODES = ("eval", "train")
+_BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+
+
+def _as_batch_list(batches) -> list[Batch]:
+    if isinstance(batches, tuple) and len(batches) == 2 and isinstance(batches[1], torch.Tensor):
+        return [batches]
+    out = []
+    for i, b in enumerate(batches):
+        if not (isinstance(b, (tuple, list)) and len(b) == 2):
+            raise TypeError(f"batch {i}: expected an (inputs, targets) pair, got {type(b).__name__}")
+        out.append(tuple(b))
+    if not out:
+        raise ValueError("Problem needs at least one batch, got none")
+    return out
+
+
+def _select(model: nn.Module, params) -> dict[str, nn.Parameter]:
+    named = dict(model.named_parameters())
+    if params is None:
+        sel = {n: p for n, p in named.items() if p.requires_grad}
+    else:
+        patterns = [params] if isinstance(params, str) else list(params)
+        sel = {}
+        for pat in patterns:
+            hits = [n for n in named if fnmatch.fnmatchcase(n, pat)]
+            if not hits:
+                raise ValueError(
+                    f"params: {pat!r} matches no parameter; available: {', '.join(named)}"
+                )
+            sel.update((n, named[n]) for n in hits)
+        sel = {n: named[n] for n in named if n in sel}  # model order
+    if not sel:
+        raise ValueError("params: the selection is empty (no trainable parameters?)")
+    dtypes = {p.dtype for p in sel.values()}
+    devices = {p.device for p in sel.values()}
+    if len(dtypes) > 1 or len(devices) > 1:
+        raise ValueError(f"selected parameters must share one dtype and device, got {dtypes} / {devices}")
+    return sel
+
+
+class Problem:
+    """A model, a loss and fixed batches, evaluated as a function of a flat parameter vector.
+
+    Args:
+        model: any ``nn.Module``.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar``; its ``reduction`` attribute (default
+            ``"mean"``) decides how batches are combined.
+        batches: a list of ``(inputs, targets)`` pairs (or one pair). Floating inputs are cast to
+            the parameters' dtype and moved to their device once, here.
+        params: ``None`` (all parameters with ``requires_grad``), or names / glob patterns
+            (``"fc1.*"``) selecting a block of parameters, for per-layer curvature.
+        bn_mode: ``"eval"`` or ``"train"`` (see the module docstring).
+
+    Attributes:
+        dim: D, the number of selected parameters.
+        spec: names, shapes and offsets of the selection in the flat vector.
+        num_examples: N, the examples over all batches.
+    """
+
+    def __init__(self, model: nn.Module, loss_fn: Callable, batches, *, params=None, bn_mode: str = "eval"):
+        if bn_mode not in _BN_MODES:
+            raise ValueError(f"bn_mode must be one of {_BN_MODES}, got {bn_mode!r}")
+        self.model = model
+        self.loss_fn = loss_fn
+        self.bn_mode = bn_mode
+        self.reduction = getattr(loss_fn, "reduction", "mean")
+        if self.reduction not in ("mean", "sum"):
+            raise ValueError(f"loss reduction must be 'mean' or 'sum', got {self.reduction!r}")
+        selected = _select(model, params)
+        self.spec = FlatSpec.of(selected)
+        first = next(iter(selected.values()))
+        self.dtype, self.device = first.dtype, first.device
+        self.batches = [self._place(b) for b in _as_batch_list(batches)]
+        sizes = [len(b[1]) for b in self.batches]
+        self.num_examples = sum(sizes)
+        if self.reduction == "mean":
+            self.weights = [n / self.num_examples for n in sizes]
+        else:
+            self.weights = [1.0] * len(sizes)
+
+    # ----------------------------------------------------------------- plumbing
+    def _place(self, batch: Batch) -> Batch:
+        x, y = batch
+        return self.place_inputs(x), y.to(self.device)
+
+    def place_inputs(self, x):
+        """Move inputs to the parameters' device; cast floating ones to their dtype."""
+        if isinstance(x, (tuple, list)):
+            return tuple(self.place_inputs(t) for t in x)
+        dtype = self.dtype if x.is_floating_point() else x.dtype
+        return x.to(device=self.device, dtype=dtype)
+
+    @property
+    def dim(self) -> int:
+        return self.spec.dim
+
+    @property
+    def has_batchnorm(self) -> bool:
+        return any(isinstance(m, _BN_TYPES) for m in self.model.modules())
+
+    def theta(self) -> torch.Tensor:
+        """The current values of the selected parameters as a detached (D,) vector (a copy)."""
+        named = dict(self.model.named_parameters())
+        return self.spec.flatten({n: named[n].detach() for n in self.spec.names}).clone()
+
+    @contextlib.contextmanager
+    def measuring(self):
+        """Put the model in measurement mode for the duration; restore it exactly afterwards."""
+        saved = [(m, m.training, getattr(m, "track_running_stats", None)) for m in self.model.modules()]
+        try:
+            for m in self.model.modules():
+                if isinstance(m, _BN_TYPES) and self.bn_mode == "train":
+                    m.training = True
+                    m.track_running_stats = False
+                else:
+                    m.training = False
+            yield
+        finally:
+            for m, training, track in saved:
+                m.training = training
+                if track is not None:
+                    m.track_running_stats = track
+
+    def frozen_params(self) -> dict[str, torch.Tensor]:
+        chosen = set(self.spec.names)
+        return {n: p.detach() for n, p in self.model.named_parameters() if n not in chosen}
+
+    # ----------------------------------------------------------------- pure functions
+    def forward(self, theta: torch.Tensor, inputs, *, frozen=None):
+        """Model outputs at flat parameters ``theta`` (call inside :meth:`measuring`)."""
+        params = dict(self.frozen_params() if frozen is None else frozen)
+        params.update(self.spec.unflatten(theta))
+        args = inputs if isinstance(inputs, tuple) else (inputs,)
+        return functional_call(self.model, params, args)
+
+    def batch_loss(self, theta: torch.Tensor, batch: Batch, *, frozen=None) -> torch.Tensor:
+        """The loss of one batch at ``theta`` with the loss's own reduction (inside :meth:`measuring`)."""
+        x, y = batch
+        return self.loss_fn(self.forward(theta, x, frozen=frozen), y)
+
+    def loss(self, theta: torch.Tensor | None = None) -> torch.Tensor:
+        """The loss over all batches at ``theta`` (default: the model's current parameters)."""
+        theta = self.theta() if theta is None else theta
+        frozen = self.frozen_params()
+        with self.measuring(), torch.no_grad():
+            return sum(w * self.batch_loss(theta, b, frozen=frozen) for w, b in zip(self.weights, self.batches))
+
+    def loss_and_grad(self, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """Loss and (D,) gradient over all batches, by ``torch.func.grad``."""
+        theta = self.theta() if theta is None else theta
+        frozen = self.frozen_params()
+        total_l, total_g = None, torch.zeros_like(theta)
+        with self.measuring():
+            for w, b in zip(self.weights, self.batches):
+                g, l = torch.func.grad_and_value(lambda t: self.batch_loss(t, b, frozen=frozen))(theta)
+                total_g.add_(g, alpha=w)
+                total_l = w * l.detach() if total_l is None else total_l + w * l.detach()
+        return total_l, total_g
+
+    def subproblem(self, batches=None, *, params=None) -> "Problem":
+        """The same model and loss on other batches and/or another parameter selection."""
+        return Problem(
+            self.model,
+            self.loss_fn,
+            self.batches if batches is None else batches,
+            params=list(self.spec.names) if params is None else params,
+            bn_mode=self.bn_mode,
+        )
+
+    def __repr__(self) -> str:
+        return (
+            f"Problem(D={self.dim}, batches={len(self.batches)}, N={self.num_examples}, "
+            f"bn_mode={self.bn_mode!r}, dtype={self.dtype}, device={self.device})"
+        )
