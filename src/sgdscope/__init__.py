@@ -15,6 +15,23 @@ from .linalg import (
 )
 from .operators import DenseHessian, FunctionOp, LinOp, dense_hessian, dense_op, hessian_op
 from .problem import Problem
+from .noise import (
+    CovarianceSpectrum,
+    cosine,
+    covariance_spectrum,
+    curvature_spread,
+    gradient_hessian_alignment,
+    hessian_noise_cosine,
+    minibatch_gradients,
+    per_example_gradients,
+    projection_ratio,
+    stability,
+    uncentred_moment_top,
+)
+from .landscape import interpolate_loss, loss_along
+from . import landscape, noise, optim, probes, toys, zoo
+from .scope import Scope
+from .run.load import load_arrays, load_run, load_sweep, read_config
 
 __version__ = "0.1.0"
 
@@ -34,4 +51,28 @@ __all__ = [
     "spectral_density",
     "SpectralDensity",
     "Estimate",
+    "per_example_gradients",
+    "minibatch_gradients",
+    "covariance_spectrum",
+    "CovarianceSpectrum",
+    "projection_ratio",
+    "gradient_hessian_alignment",
+    "cosine",
+    "hessian_noise_cosine",
+    "curvature_spread",
+    "stability",
+    "uncentred_moment_top",
+    "interpolate_loss",
+    "loss_along",
+    "Scope",
+    "load_run",
+    "load_sweep",
+    "load_arrays",
+    "read_config",
+    "landscape",
+    "noise",
+    "optim",
+    "probes",
+    "toys",
+    "zoo",
 ]

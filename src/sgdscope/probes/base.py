@@ -1,0 +1,40 @@
+"""The probe protocol: ``name``, ``schedule(step, epoch_end) -> bool``, ``probe(ctx) -> dict``.
+
+Values are floats (stored as metric rows) or tensors with ndim >= 1 (stored as arrays).
+Probes that keep state between calls also implement ``state_dict`` / ``load_state_dict`` so a
+resumed run is exact.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Protocol, runtime_checkable
+
+from .context import StepContext
+from .schedule import Schedule, as_schedule
+
+__all__ = ["Probe", "FunctionProbe", "probe"]
+
+
+@runtime_checkable
+class Probe(Protocol):
+    name: str
+    schedule: Schedule
+
+    def __call__(self, ctx: StepContext) -> dict: ...
+
+
+@dataclass
+class FunctionProbe:
+    """A stateless probe: a name, a schedule and a function of the step context."""
+
+    name: str
+    schedule: Schedule
+    fn: Callable[[StepContext], dict]
+
+    def __call__(self, ctx: StepContext) -> dict:
+        return self.fn(ctx)
+
+
+def probe(name: str, fn: Callable[[StepContext], dict], every=100) -> FunctionProbe:
+    """Wrap a function ``ctx -> dict`` as a probe (``every``: int, list of steps, 'epoch_end' or Schedule)."""
+    return FunctionProbe(name, as_schedule(every), fn)

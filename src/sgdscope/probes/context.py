@@ -1,0 +1,119 @@
+"""What a probe sees at one step: an explicit, read-only record plus shared lazy measurements.
+
+``StepContext`` carries the step, epoch, learning rate, the flat parameters before and after
+the optimizer step (and at initialisation), the mini-batch, and the fixed problems to measure
+on. Quantities several probes need (the mini-batch gradient, the top Hessian eigenpairs,
+L mini-batch gradients for K) are computed at most once per step through its methods; the
+top eigenvectors are warm-started from the previous step's through the :class:`Tracker`,
+which is the only state carried between steps (and is checkpointed).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from ..linalg import LanczosResult, lanczos
+from ..operators import hessian_op
+from ..problem import Problem
+
+__all__ = ["StepContext", "Tracker"]
+
+
+@dataclass
+class Tracker:
+    """State carried across steps: warm-start eigenvectors and the measurements' own RNG."""
+
+    generator: torch.Generator
+    eigvecs: torch.Tensor | None = None
+    lanczos_tol: float = 1e-3
+
+    def state_dict(self) -> dict:
+        return {"generator": self.generator.get_state(), "eigvecs": self.eigvecs, "lanczos_tol": self.lanczos_tol}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.generator.set_state(state["generator"])
+        self.eigvecs = state["eigvecs"]
+        self.lanczos_tol = state["lanczos_tol"]
+
+
+@dataclass(frozen=True)
+class StepContext:
+    """One optimizer step, as probes see it. Tensors are flat (D,) vectors over ``problem.spec``.
+
+    Attributes:
+        step, epoch, epoch_end: where training is (``epoch`` may be fractional or NaN if unknown).
+        lr: the learning rate of the step; ``batch_size``: S, the training mini-batch size.
+        theta_before, theta_after, theta_init: parameters before / after this step, and at the start.
+        batch: the training mini-batch ``(x, y)`` of this step (or None), ``batch_loss`` its loss.
+        problem: the fixed curvature subset; ``eval_problem``: the fixed evaluation set (landscape).
+        source: ``(X, Y)`` data mini-batches for K are drawn from; ``train_size``: N.
+        train_grad: the training gradient of this step (from ``.grad``) if available.
+        prev_grad: the previous step's training gradient if available.
+    """
+
+    step: int
+    epoch: float
+    epoch_end: bool
+    lr: float
+    batch_size: int
+    train_size: int
+    theta_before: torch.Tensor
+    theta_after: torch.Tensor
+    theta_init: torch.Tensor
+    batch: tuple | None
+    batch_loss: float | None
+    problem: Problem
+    eval_problem: Problem
+    source: tuple[torch.Tensor, torch.Tensor]
+    model: torch.nn.Module
+    optimizer: Any
+    tracker: Tracker
+    train_grad: torch.Tensor | None = None
+    prev_grad: torch.Tensor | None = None
+    _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def grad(self) -> torch.Tensor:
+        """The mini-batch gradient of this step at ``theta_before`` (the training one when known)."""
+        if self.train_grad is not None:
+            return self.train_grad
+        if "grad" not in self._memo:
+            if self.batch is None:
+                raise ValueError("this probe needs the step's mini-batch: pass batch=(x, y) to after_step")
+            sub = self.problem.subproblem([self.batch])
+            self._memo["grad"] = sub.loss_and_grad(self.theta_before)[1]
+        return self._memo["grad"]
+
+    def hessian(self):
+        """The Hessian of the curvature subset at ``theta_after`` (a LinOp)."""
+        if "hessian" not in self._memo:
+            self._memo["hessian"] = hessian_op(self.problem, self.theta_after)
+        return self._memo["hessian"]
+
+    def top_eigen(self, k: int) -> LanczosResult:
+        """Top-k Hessian eigenpairs at ``theta_after``, warm-started from the last measurement."""
+        memo = self._memo.get("top_eigen")
+        if memo is not None and len(memo.values) >= k:
+            return _first(memo, k)
+        res = lanczos(
+            self.hessian(), k, tol=self.tracker.lanczos_tol, v0=self.tracker.eigvecs, generator=self.tracker.generator
+        )
+        self._memo["top_eigen"] = res
+        self.tracker.eigvecs = res.vectors.detach().clone()
+        return res
+
+    def minibatch_gradients(self, num_batches: int, batch_size: int) -> torch.Tensor:
+        """(L, D) gradients of L random size-M mini-batches of ``source`` at ``theta_after``."""
+        key = ("minibatch_gradients", num_batches, batch_size)
+        if key not in self._memo:
+            from ..noise import minibatch_gradients
+
+            self._memo[key] = minibatch_gradients(
+                self.problem, self.source, batch_size=batch_size, num_batches=num_batches, generator=self.tracker.generator
+            )
+        return self._memo[key]
+
+
+def _first(res: LanczosResult, k: int) -> LanczosResult:
+    return LanczosResult(res.values[:k], res.vectors[:, :k], res.residuals[:k], res.matvecs, res.converged)

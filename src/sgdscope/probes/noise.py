@@ -1,0 +1,97 @@
+"""Gradient-noise probes (Break-Even §4, App. C; Walk eq. 4; noise paper eq. 35).
+
+* ``gradient_noise``: from L mini-batch gradients of size M at the current parameters:
+  lambda_K^1, lambda_K^*, lambda_K^*/lambda_K^1, Tr(K) of the per-example covariance K
+  (normalised as in :func:`sgdscope.noise.covariance_spectrum`), and ||g|| / ||g_5|| of the
+  step's mini-batch gradient against the top-5 eigenvectors of K (§4.3).
+* ``hessian_noise``: the cosine similarity CS(H, C) (noise paper eq. 35), scalable estimate.
+* ``alignment``: g^T H g / ||g||^2 for a list of batch sizes (Walk eq. 4, Fig. 5).
+* ``stability``: the break-even stability quantity (Break-Even eq. 1) along e_H^1.
+"""
+from __future__ import annotations
+
+import warnings
+
+from ..noise import covariance_spectrum, curvature_spread, gradient_hessian_alignment, hessian_noise_cosine, projection_ratio
+from ..noise import stability as _stability
+from .base import FunctionProbe
+from .schedule import as_schedule
+
+__all__ = ["gradient_noise", "hessian_noise", "alignment", "stability"]
+
+
+def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int = 5, *, every=100, name: str = "noise") -> FunctionProbe:
+    """``lambda_1``, ``lambda_star``, ``ratio`` (= lambda_* / lambda_1), ``trace``, ``g_ratio``
+    (= ||g|| / ||g_k||); array ``spectrum``. ``batch_size`` M defaults to the training batch size."""
+    if num_batches < 2 or not 1 <= k < num_batches:
+        raise ValueError(f"gradient_noise: need num_batches >= 2 and 1 <= k < num_batches, got L={num_batches}, k={k}")
+
+    def fn(ctx):
+        M = batch_size or ctx.batch_size or 128
+        N = len(ctx.source[1])
+        M = min(M, N)
+        spec = covariance_spectrum(ctx.minibatch_gradients(num_batches, M), k=k, batch_size=M, population=N)
+        out = {
+            "lambda_1": spec.top,
+            "lambda_star": spec.smallest_nonzero,
+            "ratio": spec.conditioning,
+            "trace": spec.trace,
+            "spectrum": spec.spectrum,
+        }
+        if ctx.train_grad is not None or ctx.batch is not None:
+            out["g_ratio"] = float(projection_ratio(ctx.grad(), spec.vectors))
+        return out
+
+    return FunctionProbe(name, as_schedule(every), fn)
+
+
+def hessian_noise(num_matvecs: int = 20, num_examples: int = 64, *, every="epoch_end", name: str = "hessian_noise") -> FunctionProbe:
+    """``cosine`` = CS(H, C) with ``stderr`` (estimate from HVPs, C on ``num_examples`` examples)."""
+
+    def fn(ctx):
+        x, y = ctx.source
+        n = min(num_examples, len(y))
+        res = hessian_noise_cosine(ctx.problem, (x[:n], y[:n]), num_matvecs=num_matvecs, generator=ctx.tracker.generator, theta=ctx.theta_after)
+        return {"cosine": float(res.estimate), "stderr": float(res.stderr)}
+
+    return FunctionProbe(name, as_schedule(every), fn)
+
+
+def alignment(batch_sizes=(8, 32, 128), num_batches: int = 10, *, every=100, name: str = "alignment") -> FunctionProbe:
+    """``mean_M{m}`` and ``std_M{m}`` of g^T H g / ||g||^2 for each batch size m (clipped to N)."""
+
+    def fn(ctx):
+        N = len(ctx.source[1])
+        sizes = sorted({min(int(m), N) for m in batch_sizes})
+        res = gradient_hessian_alignment(
+            ctx.problem, ctx.source, batch_sizes=sizes, num_batches=num_batches, generator=ctx.tracker.generator, theta=ctx.theta_after
+        )
+        out = {}
+        for m, mu, sd in zip(res.batch_sizes, res.mean, res.std):
+            out[f"mean_M{m}"], out[f"std_M{m}"] = float(mu), float(sd)
+        return out
+
+    return FunctionProbe(name, as_schedule(every), fn)
+
+
+def stability(num_examples: int = 64, *, every=100, name: str = "stability") -> FunctionProbe:
+    """``value`` = (1 - eta lambda)^2 + s^2 eta^2 (N - S) / (S (N - 1)) along e_H^1, with
+    ``lambda_1`` (Lanczos) and ``s2`` = Var_i[e^T H_i e] over ``num_examples`` examples."""
+    warned = []
+
+    def fn(ctx):
+        res = ctx.top_eigen(1)
+        lam = float(res.values[0])
+        x, y = ctx.source
+        n = min(num_examples, len(y))
+        try:
+            s2 = curvature_spread(ctx.problem, res.vectors[:, 0], (x[:n], y[:n]), theta=ctx.theta_after).var
+        except ValueError as err:  # batch norm in train mode: per-example curvature is undefined
+            if not warned:
+                warnings.warn(f"stability probe: {err}; recording NaN", RuntimeWarning, stacklevel=2)
+                warned.append(True)
+            s2 = float("nan")
+        S = max(ctx.batch_size, 1)
+        return {"value": float(_stability(ctx.lr, S, max(ctx.train_size, 2), lam, s2)), "lambda_1": lam, "s2": s2}
+
+    return FunctionProbe(name, as_schedule(every), fn)

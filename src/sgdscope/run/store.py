@@ -1,0 +1,299 @@
+"""The run store: one directory per run, written atomically (layout in :mod:`.load`).
+
+Metric rows are buffered; :meth:`RunStore.flush` appends them to the last part of the
+``metrics.parquet/`` dataset by rewriting that part atomically (temp file, fsync,
+``os.replace``) and starts a new part after ``PART_ROWS`` rows, so a flush costs O(one part)
+and the folder always holds the complete table of some flush. Arrays are written at once.
+A checkpoint appears in one rename, after a flush; a killed run resumes from the latest one
+and :meth:`RunStore.truncate_after` drops what came later, so it ends with the same metrics.
+"""
+from __future__ import annotations
+
+import json
+import numbers
+import os
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+import torch
+from safetensors.torch import save_file
+
+from . import _toml
+from ._atomic import (
+    atomic_replace_dir, atomic_write, atomic_write_json, remove_dir, remove_stale_temps,
+)
+from .load import (
+    ARRAYS, CHECKPOINTS, CONFIG, METRICS, METRICS_SCHEMA, MODEL_FILE, STATE_FILE, STATUS,
+    array_dir, array_files, checkpoint_steps, is_run_dir, list_arrays,
+    load_checkpoint, metric_parts, read_part, read_status,
+)
+
+__all__ = ["RunStore", "STATES"]
+
+STATES = ("running", "done", "diverged", "failed", "interrupted")
+PART_ROWS = 16384  # rows per part of metrics.parquet/ before a new part is started
+
+
+class RunStore:
+    """Writes one run: config, metrics, arrays, checkpoints and status below ``run_dir``.
+
+    New run (default): creates the layout and writes ``config``; a directory that already
+    holds a run is an error unless ``overwrite`` (which deletes the old run's files) or
+    ``resume`` (which reopens it, keeping its config and metrics; a ``config`` passed on
+    resume must equal the stored one). Rows are flushed on :meth:`flush`, :meth:`close`,
+    :meth:`save_checkpoint`, leaving a ``with`` block, and by :meth:`log` once
+    ``flush_every_s`` seconds have passed since the last flush (``None``: never by itself).
+    """
+
+    def __init__(self, run_dir: str | os.PathLike, *, config: Mapping[str, Any] | None = None,
+                 resume: bool = False, overwrite: bool = False,
+                 flush_every_s: float | None = 30.0):
+        self.path = path = Path(run_dir)
+        if resume and overwrite:
+            raise ValueError(f"{path}: pass resume=True or overwrite=True, not both")
+        self.flush_every_s = flush_every_s
+        if resume:
+            if not is_run_dir(path):
+                raise FileNotFoundError(f"{path}: no run to resume (expected {STATUS} or {CONFIG})")
+            remove_stale_temps(path)
+            self.config = _toml.read_toml(path / CONFIG) if (path / CONFIG).exists() else {}
+            diff = [] if config is None else _toml.config_diff(self.config, _toml.normalize(config))
+            if diff:
+                raise ValueError(f"{path}: resuming with a config that differs from the "
+                                 f"stored {CONFIG} (stored vs given): " + ", ".join(diff))
+            self._open_tail()
+            old = read_status(path) if (path / STATUS).exists() else {}
+            self._step, self._epoch = old.get("step"), old.get("epoch")
+            if self._step is None and len(self._tail):
+                self._step = self._tail["step"][-1].as_py()
+        else:
+            self.config = _toml.normalize(config or {})  # a bad config fails before any change
+            if is_run_dir(path):
+                if not overwrite:
+                    raise FileExistsError(f"{path}: already holds a run; pass resume=True "
+                                          "to continue it or overwrite=True to replace it")
+                _clear_run(path)
+            for folder in (path, path / METRICS, path / ARRAYS, path / CHECKPOINTS):
+                folder.mkdir(parents=True, exist_ok=True)
+            _toml.write_toml(path / CONFIG, config or {})
+            self._open_tail()
+            self._step = self._epoch = None
+        self._pending: dict[str, list] = {c: [] for c in METRICS_SCHEMA.names}
+        self._last_flush = time.monotonic()
+        self._closed = False
+        self.set_status("running", message="resumed" if resume else "started")
+
+    def __repr__(self) -> str:
+        return f"RunStore({str(self.path)!r}, state={self.state!r}, step={self._step})"
+
+    def log(self, step: int, epoch: float, probe: str, values: Mapping[str, Any], *,
+            seconds: float | None = None) -> None:
+        """Record one probe's results at ``step``: 0-d values (float, int, bool, 0-d tensor /
+        array) become metric rows, values with ndim >= 1 are saved to ``arrays/`` at once.
+        ``seconds`` (the probe's wall time) becomes a row named "seconds". NaN / inf are kept."""
+        self._check_open()
+        step, epoch = _check_step(step), float(epoch)
+        _check_name(probe, "probe")
+        if seconds is not None and "seconds" in values:
+            raise ValueError(f"probe {probe!r}: 'seconds' is both a value and seconds=")
+        arrays = {name: _as_array(value, probe, _check_name(name, "name"))
+                  for name, value in values.items()}
+        if seconds is not None:
+            arrays["seconds"] = np.float64(seconds)
+        for name, arr in arrays.items():
+            if arr.ndim == 0:
+                for column, v in zip(METRICS_SCHEMA.names, (step, epoch, probe, name, float(arr))):
+                    self._pending[column].append(v)
+            else:
+                folder = array_dir(self.path, probe, name)
+                folder.mkdir(parents=True, exist_ok=True)
+                atomic_write(folder / f"step_{step:08d}.npy",
+                             lambda f, a=arr: np.save(f, a, allow_pickle=False))
+        self._step, self._epoch = step, epoch
+        every = self.flush_every_s
+        if every is not None and time.monotonic() - self._last_flush >= every:
+            self.flush()
+
+    def flush(self) -> None:
+        """Atomically persist the rows logged since the last flush. If the write fails, the
+        files on disk stay as they were and the rows stay buffered for the next flush."""
+        self._last_flush = time.monotonic()
+        if not self._pending["step"]:
+            return
+        new = pa.table(self._pending, schema=METRICS_SCHEMA)
+        index, tail = self._tail_index, self._tail
+        if len(tail) >= PART_ROWS:
+            index, tail = index + 1, METRICS_SCHEMA.empty_table()
+        tail = pa.concat_tables([tail, new]).combine_chunks()
+        self._write_part(index, tail)
+        self._tail_index, self._tail = index, tail
+        for rows in self._pending.values():
+            rows.clear()
+
+    def truncate_after(self, step: int) -> None:
+        """Drop metric rows, arrays and checkpoints with a step > ``step`` (for a resume from
+        the checkpoint at ``step``: what came later is recomputed; -1 drops everything)."""
+        self._check_open()
+        step = _check_step(step, lowest=-1)
+        self.flush()
+        for index, file in reversed(metric_parts(self.path)):  # from the end: always a prefix
+            table = read_part(file)
+            kept = table.filter(pc.less_equal(table["step"], step))
+            if len(kept) == 0 and index > 0:
+                file.unlink()
+            elif len(kept) < len(table):
+                self._write_part(index, kept)
+        self._open_tail()
+        for probe, name in list_arrays(self.path):
+            for s, file in array_files(self.path, probe, name):
+                if s > step:
+                    file.unlink()
+        for s in checkpoint_steps(self.path):
+            if s > step:
+                remove_dir(self.path / CHECKPOINTS / f"step_{s:08d}")
+        self._step = step if step >= 0 else None
+
+    def _write_part(self, index: int, table: pa.Table) -> None:
+        sink = pa.BufferOutputStream()  # in memory, then one write: faster than a Python file
+        pq.write_table(table, sink)
+        data = sink.getvalue()
+        atomic_write(self.path / METRICS / f"part-{index:08d}.parquet", lambda f: f.write(data))
+
+    def _open_tail(self) -> None:
+        """Load the last part of ``metrics.parquet/`` (creating an empty part 0 if none)."""
+        parts = metric_parts(self.path)
+        if not parts:
+            (self.path / METRICS).mkdir(exist_ok=True)
+            self._write_part(0, METRICS_SCHEMA.empty_table())
+            parts = metric_parts(self.path)
+        self._tail_index, self._tail = parts[-1][0], read_part(parts[-1][1])
+
+    def save_checkpoint(self, step: int, *, model_state: Mapping[str, torch.Tensor],
+                        state: Mapping[str, Any], keep: int = 2) -> Path:
+        """Flush the metrics, then write ``checkpoints/step_XXXXXXXX/`` atomically:
+        ``model_state`` tensors to ``model.safetensors`` (contiguous CPU copies; tensors
+        sharing storage, e.g. tied weights, are cloned) and ``state`` (optimizer state_dict,
+        RNG states, counters: any picklable nesting) via ``torch.save`` to ``state.pt``.
+        Call it after everything of ``step`` is logged. Keeps the last ``keep`` checkpoints."""
+        self._check_open()
+        step = _check_step(step)
+        if not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"keep must be an int >= 1, got {keep!r}")
+        tensors = _plain_tensors(model_state)
+        metadata = {"step": str(step), "keys": json.dumps(list(tensors))}
+
+        def fill(tmp: Path) -> None:
+            save_file(tensors, tmp / MODEL_FILE, metadata=metadata)
+            torch.save(state, tmp / STATE_FILE)
+
+        self.flush()
+        path = atomic_replace_dir(self.path / CHECKPOINTS / f"step_{step:08d}", fill)
+        for old in checkpoint_steps(self.path)[:-keep]:
+            remove_dir(self.path / CHECKPOINTS / f"step_{old:08d}")
+        return path
+
+    def latest_checkpoint(self) -> tuple[int, dict[str, torch.Tensor], Any] | None:
+        """``(step, model_state, state)`` of the newest complete checkpoint, or None."""
+        steps = checkpoint_steps(self.path)
+        return (steps[-1], *load_checkpoint(self.path, steps[-1])) if steps else None
+
+    def set_status(self, state: str, **info: Any) -> None:
+        """Atomically write ``status.json``: state (one of :data:`STATES`), step and epoch
+        (the last logged unless given), updated (ISO-8601 UTC), message, and ``info``."""
+        if state not in STATES:
+            raise ValueError(f"status state must be one of {STATES}, got {state!r}")
+        atomic_write_json(self.path / STATUS, {
+            "state": state, "step": info.pop("step", self._step),
+            "epoch": info.pop("epoch", self._epoch),
+            "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "message": str(info.pop("message", "")), **info,
+        })
+        self.state = state
+
+    def close(self) -> None:
+        """Flush the metrics; later calls to :meth:`log` raise. Closing twice is fine."""
+        if not self._closed:
+            self.flush()
+            self._closed = True
+
+    def __enter__(self) -> "RunStore":
+        return self
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        """Flush; an exception leaving the block while the status is "running" marks the
+        run "interrupted" (KeyboardInterrupt) or "failed" (with the error as message)."""
+        try:
+            self.close()
+        finally:
+            if exc_type is not None and self.state == "running":
+                failed = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
+                message = f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__
+                self.set_status(failed, message=message)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError(f"{self.path}: the run store is closed")
+
+
+def _plain_tensors(model_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Detached contiguous CPU tensors, each with its own storage (safetensors refuses shared)."""
+    out, seen = {}, set()
+    for key, t in model_state.items():
+        if not isinstance(key, str) or not isinstance(t, torch.Tensor):
+            raise TypeError(f"model_state must map str to Tensor, got {key!r}: {type(t).__name__}")
+        t = t.detach().cpu().contiguous()
+        ptr = t.untyped_storage().data_ptr()
+        if ptr in seen and t.numel():
+            t = t.clone()
+        seen.add(t.untyped_storage().data_ptr())
+        out[key] = t
+    return out
+
+
+def _as_array(value: Any, probe: str, name: str) -> np.ndarray:
+    """A numeric numpy array (0-d for scalars) from a float / int / bool / tensor / array."""
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu()
+        try:
+            arr = t.numpy()
+        except TypeError:  # bfloat16 and friends: exact in float32 / complex64
+            arr = t.to(torch.complex64 if t.is_complex() else torch.float32).numpy()
+    elif isinstance(value, (np.ndarray, np.generic, list, tuple, numbers.Number)):
+        arr = np.asarray(value)
+    elif hasattr(value, "__float__"):
+        arr = np.asarray(float(value))
+    else:
+        arr = np.asarray(None, dtype=object)
+    if arr.dtype.kind not in "biufc" or (arr.ndim == 0 and arr.dtype.kind == "c"):
+        raise TypeError(f"probe {probe!r}, value {name!r}: expected a real number, tensor or "
+                        f"numeric array, got {type(value).__name__} {value!r:.80}")
+    return arr
+
+
+def _check_step(step: Any, lowest: int = 0) -> int:
+    if not isinstance(step, numbers.Integral) or isinstance(step, bool) or step < lowest:
+        raise ValueError(f"step must be an int >= {lowest}, got {step!r}")
+    return int(step)
+
+
+def _check_name(name: Any, what: str) -> str:
+    if not isinstance(name, str) or name in ("", ".", ".."):
+        raise ValueError(f"{what} must be a non-empty str other than '.' and '..', got {name!r}")
+    return name
+
+
+def _clear_run(path: Path) -> None:
+    """Delete the run store's own files in ``path`` (other files are left alone)."""
+    remove_stale_temps(path)
+    for folder in (ARRAYS, CHECKPOINTS, METRICS, "tensorboard"):
+        if (path / folder).is_dir():
+            remove_dir(path / folder)
+    for file in (METRICS, CONFIG, STATUS):
+        if (path / file).is_file():
+            (path / file).unlink()
