@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Sequence
@@ -165,7 +166,11 @@ class Scope:
             )
             for probe in due:
                 t0 = time.perf_counter()
-                values = probe(ctx)
+                try:
+                    values = probe(ctx)
+                except FloatingPointError as err:  # a diverging model: record it, let training decide
+                    warnings.warn(f"probe {probe.name!r} at step {step}: {err}; recorded as non-finite", RuntimeWarning, stacklevel=2)
+                    values = {"nonfinite": float("nan")}
                 _sync(self.problem.device)
                 seconds = time.perf_counter() - t0
                 out[probe.name] = values

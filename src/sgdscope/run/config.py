@@ -144,7 +144,7 @@ def _merge(defaults: dict, given: dict, where: str, open_table: bool) -> dict:
 
 
 def _check_probes(probes: dict) -> None:
-    from .probe_factory import PROBE_TYPES
+    from .probe_factory import PROBE_TYPES, build_probes
 
     for name, table in probes.items():
         if not isinstance(table, dict):
@@ -159,6 +159,10 @@ def _check_probes(probes: dict) -> None:
             raise ConfigError(f"probes.{name}: unknown key(s) {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
         if not any(k in table for k in SCHEDULE_KEYS):
             raise ConfigError(f"probes.{name}: give a schedule, one or more of {', '.join(SCHEDULE_KEYS)}")
+        try:  # the probe's own checks of its arguments and schedule
+            build_probes({name: table}, total_steps=100, test_x=None)
+        except (ValueError, TypeError) as err:
+            raise ConfigError(f"probes.{name}: {err}") from err
 
 
 def _check_names(cfg: dict) -> None:

@@ -1,0 +1,105 @@
+import math
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pandas as pd
+import pytest
+
+import sgdscope
+from sgdscope.run import checkpoint_steps, read_status
+from sgdscope.run.config import resolve
+from sgdscope.run.trainer import train
+from _tiny_run import tiny_config
+
+
+def _metrics(run_dir):
+    df = sgdscope.load_run(run_dir)
+    return df[df.name != "seconds"].reset_index(drop=True)
+
+
+def test_a_run_records_probes_evaluation_and_checkpoints(tmp_path):
+    run = train(resolve(tiny_config(tmp_path)), progress=False)
+    assert read_status(run)["state"] == "done"
+    df = _metrics(run)
+    assert set(df.probe) >= {"top_eigenvalues", "gradient_noise", "interpolation", "loss_change", "eval", "train"}
+    steps = 3 * 6  # 96 / 16 per epoch
+    assert df[df.probe == "train"].step.max() == steps - 1
+    ev = df[(df.probe == "eval") & (df.name == "test_accuracy")]
+    assert len(ev) == 3 and ev.value.between(0, 1).all()
+    assert list(df[(df.probe == "top_eigenvalues") & (df.name == "lambda_1")].step) == [0, 4, 8, 12, 16]
+    # interpolation also runs at epoch ends and counts the epoch's barriers there
+    assert set(df[(df.probe == "interpolation") & (df.name == "barriers_epoch")].step) == {5, 11, 17}
+    assert checkpoint_steps(run)[-1] == steps - 1
+    assert len(sgdscope.load_arrays(run, "interpolation", "curve")[3]) == 5
+    assert sgdscope.read_config(run)["optimizer"]["lr"] == 0.1
+
+
+def test_same_seed_same_numbers_and_kill_then_resume_is_exact(tmp_path):
+    reference = train(resolve(tiny_config(tmp_path / "a")), progress=False)
+    # the same run in a subprocess that kills itself (SIGKILL) at step 13, after the checkpoint of step 11
+    script = textwrap.dedent(f"""
+        import os, signal
+        import sgdscope.run.trainer as T
+        from sgdscope.probes import probe
+        from sgdscope.run.config import resolve
+        import sys; sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parents[1])!r})
+        from _tiny_run import tiny_config
+        original = T.build_probes
+        def with_killer(*a, **k):
+            return original(*a, **k) + [probe("killer", lambda ctx: os.kill(os.getpid(), signal.SIGKILL), every=[13])]
+        T.build_probes = with_killer
+        T.train(resolve(tiny_config({str(tmp_path / 'b')!r})), progress=False)
+    """)
+    proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == -9, proc.stderr[-2000:]
+    run_b = tmp_path / "b" / "tiny"
+    assert read_status(run_b)["state"] == "running"  # killed: nobody marked it
+    assert checkpoint_steps(run_b)[-1] == 11  # every 5 steps and at epoch ends (5, 11)
+    resumed = train(resolve(tiny_config(tmp_path / "b")), resume=True, progress=False)
+    assert read_status(resumed)["state"] == "done"
+    a, b = _metrics(reference), _metrics(resumed)
+    pd.testing.assert_frame_equal(a, b)
+    for name in ("curve",):
+        arr_a, arr_b = sgdscope.load_arrays(reference, "interpolation", name), sgdscope.load_arrays(resumed, "interpolation", name)
+        assert arr_a.keys() == arr_b.keys()
+        for k in arr_a:
+            np.testing.assert_array_equal(arr_a[k], arr_b[k])
+
+
+def test_divergence_stops_and_keeps_what_was_recorded(tmp_path):
+    cfg = resolve(tiny_config(tmp_path, loss={"name": "mse"}, optimizer={"name": "sgd", "lr": 30.0, "momentum": 0.9}))
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        run = train(cfg, progress=False)
+    status = read_status(run)
+    assert status["state"] == "diverged" and "training loss" in status["message"]
+    df = sgdscope.load_run(run)
+    last = df[df.probe == "train"].iloc[-1]
+    assert not math.isfinite(last.value)
+    assert (df.step < last.step).any()  # earlier probes are kept
+
+
+def test_existing_run_needs_resume_or_overwrite(tmp_path):
+    cfg = resolve(tiny_config(tmp_path, train={"epochs": 1, "batch_size": 48}, probes={}))
+    train(cfg, progress=False)
+    with pytest.raises(FileExistsError, match="already holds a run"):
+        train(cfg, progress=False)
+    train(cfg, overwrite=True, progress=False)
+
+
+@pytest.mark.parametrize("opt", [
+    {"name": "gd", "lr": 0.5},
+    {"name": "adam", "lr": 0.01},
+    {"name": "nudged_sgd", "lr": 0.1, "gamma": 0.5, "top_k": 2, "recompute_every": 3},
+    {"name": "noisy_gd", "lr": 0.1, "noise": "isotropic", "scale": 0.01},
+])
+def test_optimizers_by_name(tmp_path, opt):
+    cfg = resolve(tiny_config(tmp_path, optimizer={**opt, "momentum": 0.0}, train={"epochs": 2, "batch_size": 16}, probes={"loss_change": {"every": 1}}))
+    run = train(cfg, progress=False)
+    df = _metrics(run)
+    losses = df[(df.probe == "train") & (df.name == "loss")].value
+    assert read_status(run)["state"] == "done"
+    if opt["name"] in ("gd", "noisy_gd"):
+        assert len(losses) == 2  # one full-batch step per epoch
+    assert losses.iloc[-1] < losses.iloc[0] * 1.5
