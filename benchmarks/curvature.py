@@ -1,0 +1,170 @@
+"""Curvature engine benchmark (issue: foundation). SimpleCNN (Break-Even App. D) on real CIFAR-10.
+
+For the model at random initialisation and after a short training run, on N real images:
+  * the time of a gradient (plain autograd, and torch.func) and of a Hessian-vector product
+    (forward-over-reverse, and double backprop), and their ratio (target: HVP <= 2.5 x gradient);
+  * the top-10 eigenpairs to a residual of 1e-3: products and time for our Lanczos, scipy's eigsh
+    on the same operator, and PyHessian's power iteration (when installed:
+    `pip install --no-deps pyhessian`), each checked against a tight-tolerance reference
+    (target: no more products than eigsh, right values);
+  * a warm start after 20 more training steps against a cold start (target: <= half the products).
+
+    python benchmarks/curvature.py [--images 256] [--quick] [--device cuda]
+"""
+from __future__ import annotations
+
+import argparse
+import copy
+import time
+
+import numpy as np
+import torch
+from scipy.sparse.linalg import eigsh
+from torch import nn
+
+import sgdscope
+from _common import median_time, require_data, table, write_json
+
+
+def load(n_images: int, n_train: int, device, dtype):
+    root = require_data("cifar10-jpg")
+    ds = sgdscope.zoo.standardize(sgdscope.zoo.load_dataset("cifar10", root, subset=max(n_images, n_train), seed=0))
+    ds = ds.to(device, dtype)
+    return ds.train.x, ds.train.y
+
+
+def sgd_steps(model, x, y, steps, lr=0.01, batch=128, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    for _ in range(steps):
+        idx = torch.randint(0, len(y), (batch,), generator=g).to(y.device)
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x[idx]), y[idx]).backward()
+        opt.step()
+
+
+def pyhessian_top(model, batch, k, tol):
+    try:
+        import pyhessian.hessian as ph
+    except ImportError:
+        return None
+    count = {"n": 0}
+    original = ph.hessian_vector_product
+
+    def counting(*a, **kw):
+        count["n"] += 1
+        return original(*a, **kw)
+
+    ph.hessian_vector_product = counting
+    try:
+        torch.manual_seed(0)
+        m = copy.deepcopy(model)
+        t0 = time.perf_counter()
+        h = ph.hessian(m, nn.CrossEntropyLoss(), data=batch, cuda=batch[0].is_cuda)
+        vals, _ = h.eigenvalues(top_n=k, tol=tol, maxIter=100)
+        return {"values": sorted(vals, reverse=True), "matvecs": count["n"], "seconds": time.perf_counter() - t0}
+    finally:
+        ph.hessian_vector_product = original
+
+
+def measure_state(label, model, x, y, args, rows, summary):
+    batches = [(x[i : i + args.batch], y[i : i + args.batch]) for i in range(0, len(y), args.batch)]
+    problem = sgdscope.Problem(model, nn.CrossEntropyLoss(), batches)
+    v = torch.randn(problem.dim, generator=torch.Generator().manual_seed(0)).to(x.device, x.dtype)
+
+    def plain_grad():
+        model.zero_grad(set_to_none=True)
+        for xb, yb in batches:
+            (nn.functional.cross_entropy(model(xb), yb) * len(yb) / len(y)).backward()
+
+    t_plain = median_time(plain_grad, args.repeats, device=x.device)
+    model.zero_grad(set_to_none=True)
+    t_func = median_time(lambda: problem.loss_and_grad(), args.repeats, device=x.device)
+    op_f, op_a = sgdscope.hessian_op(problem, backend="func"), sgdscope.hessian_op(problem, backend="autograd")
+    t_hvp = median_time(lambda: op_f @ v, args.repeats, device=x.device)
+    t_hvp2 = median_time(lambda: op_a @ v, args.repeats, device=x.device)
+    timing = {"state": label, "grad_s": t_plain, "grad_func_s": t_func, "hvp_s": t_hvp, "hvp_double_backprop_s": t_hvp2,
+              "hvp/grad": t_hvp / t_plain, "double_backprop/grad": t_hvp2 / t_plain}
+    print(f"[{label}] gradient {t_plain:.3f}s, HVP {t_hvp:.3f}s (x{t_hvp / t_plain:.2f}), double backprop {t_hvp2:.3f}s")
+
+    k, tol = args.k, 1e-3
+    ref = sgdscope.lanczos(sgdscope.hessian_op(problem), k, tol=args.ref_tol, max_iter=min(problem.dim, 600), generator=torch.Generator().manual_seed(1))
+    ref_vals = ref.values.double().cpu().numpy()
+
+    def agree(vals):
+        vals = np.asarray(sorted(vals, reverse=True)[:k], dtype=np.float64)
+        return float(np.max(np.abs(vals - ref_vals) / np.abs(ref_vals[0])))
+
+    op = sgdscope.hessian_op(problem)
+    t0 = time.perf_counter()
+    ours = sgdscope.lanczos(op, k, tol=tol, generator=torch.Generator().manual_seed(2))
+    t_ours = time.perf_counter() - t0
+    rows.append({"state": label, "tool": "sgdscope.lanczos", "matvecs": ours.matvecs, "seconds": t_ours,
+                 "max_rel_err": agree(ours.values.cpu().tolist()), "max_residual/|l1|": float(ours.residuals.max() / ours.values[0].abs())})
+    op = sgdscope.hessian_op(problem)
+    t0 = time.perf_counter()
+    vals = eigsh(op.to_scipy(), k=k, which="LA", tol=tol, v0=np.ones(problem.dim), return_eigenvectors=False)
+    rows.append({"state": label, "tool": "scipy eigsh", "matvecs": op.matvecs, "seconds": time.perf_counter() - t0, "max_rel_err": agree(vals)})
+    if not args.no_pyhessian:
+        ph = pyhessian_top(model, (x[: args.batch], y[: args.batch]) if len(batches) == 1 else (x, y), k, tol)
+        if ph is None:
+            rows.append({"state": label, "tool": "PyHessian", "matvecs": "not installed"})
+        else:
+            rows.append({"state": label, "tool": "PyHessian", "matvecs": ph["matvecs"], "seconds": ph["seconds"], "max_rel_err": agree(ph["values"]),
+                         "negative_values": sum(v < 0 for v in ph["values"])})
+    summary[label] = {"timing": timing, "reference_values": ref_vals.tolist(), "reference_matvecs": ref.matvecs}
+    return problem, ours
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=256)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--train-steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--ref-tol", type=float, default=1e-6)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--no-pyhessian", action="store_true")
+    parser.add_argument("--quick", action="store_true", help="64 images, 3 repeats, 50 training steps")
+    args = parser.parse_args()
+    if args.quick:
+        args.images, args.batch, args.repeats, args.train_steps = 64, 64, 3, 50
+    device = torch.device(args.device)
+    x_all, y_all = load(args.images, 5000, device, torch.float32)
+    x, y = x_all[: args.images], y_all[: args.images]
+    model = sgdscope.zoo.build_model("simplecnn", input_shape=(3, 32, 32), num_classes=10, seed=0, device=device)
+    rows, summary = [], {}
+    measure_state("init", model, x, y, args, rows, summary)
+    sgd_steps(model, x_all, y_all, args.train_steps)
+    problem, before = measure_state(f"after {args.train_steps} steps", model, x, y, args, rows, summary)
+
+    sgd_steps(model, x_all, y_all, 20, seed=1)
+    warm_problem = problem.subproblem()
+    cold = sgdscope.lanczos(sgdscope.hessian_op(warm_problem), args.k, tol=1e-3, generator=torch.Generator().manual_seed(3))
+    warm = sgdscope.lanczos(sgdscope.hessian_op(warm_problem), args.k, tol=1e-3, v0=before.vectors)
+    warm_rows = [{"start": "cold (random)", "matvecs": cold.matvecs, "lambda_1": float(cold.values[0])},
+                 {"start": "warm (previous top-10)", "matvecs": warm.matvecs, "lambda_1": float(warm.values[0]),
+                  "ratio": warm.matvecs / cold.matvecs}]
+
+    print(f"\nSimpleCNN (D={problem.dim}) on {args.images} real CIFAR-10 images, top-{args.k} to a residual of 1e-3 x |lambda_1|\n")
+    print(table([s["timing"] for s in summary.values()], ["state", "grad_s", "grad_func_s", "hvp_s", "hvp/grad", "hvp_double_backprop_s", "double_backprop/grad"]))
+    print()
+    print(table(rows, ["state", "tool", "matvecs", "seconds", "max_rel_err", "max_residual/|l1|", "negative_values"]))
+    print(f"\nwarm start after 20 more SGD steps:")
+    print(table(warm_rows, ["start", "matvecs", "lambda_1", "ratio"]))
+    targets = {
+        "hvp_le_2.5x_grad": all(s["timing"]["hvp/grad"] <= 2.5 for s in summary.values()),
+        "lanczos_le_eigsh_products": all(
+            r["matvecs"] <= next(q["matvecs"] for q in rows if q["state"] == r["state"] and q["tool"] == "scipy eigsh")
+            for r in rows if r["tool"] == "sgdscope.lanczos"),
+        "lanczos_values_right": all(r["max_rel_err"] < 1e-2 for r in rows if r["tool"] == "sgdscope.lanczos"),
+        "warm_le_half_cold": warm.matvecs <= 0.5 * cold.matvecs,
+    }
+    print("\ntargets:", targets)
+    path = write_json("curvature", {"args": vars(args), "dim": problem.dim, "summary": summary, "eigen": rows, "warm_start": warm_rows, "targets": targets})
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
