@@ -24,12 +24,17 @@ def _batches(x, y, cuts=(7, 15)):
     return [(x[a:b], y[a:b]) for a, b in zip(edges[:-1], edges[1:])]
 
 
+BACKENDS = [("auto", {}), ("graph", {}), ("func", {}), ("autograd", {}), ("auto", {"cache_bytes": 0})]
+
+
+@pytest.mark.parametrize("backend,kw", BACKENDS, ids=["auto", "graph", "func", "autograd", "auto-streaming"])
 @pytest.mark.parametrize("kind,bn,bn_mode", CASES)
-def test_hvp_and_block_products_equal_the_dense_hessian(kind, bn, bn_mode):
+def test_hvp_and_block_products_equal_the_dense_hessian(kind, bn, bn_mode, backend, kw):
     model, x, y = make_case(kind, bn=bn, dropout=True)
     batches = _batches(x, y)
     H = reference_hessian(model, batches, bn_mode=bn_mode)
-    op = sgdscope.hessian_op(sgdscope.Problem(model, nn.CrossEntropyLoss(), batches, bn_mode=bn_mode))
+    problem = sgdscope.Problem(model, nn.CrossEntropyLoss(), batches, bn_mode=bn_mode)
+    op = sgdscope.hessian_op(problem, backend=backend, **kw)
     g = torch.Generator().manual_seed(1)
     v = torch.randn(op.shape[0], generator=g, dtype=torch.float64)
     V = torch.randn(op.shape[0], 5, generator=g, dtype=torch.float64)
@@ -38,6 +43,15 @@ def test_hvp_and_block_products_equal_the_dense_hessian(kind, bn, bn_mode):
     assert op.matvecs == 6
     assert op.shape == (H.shape[0], H.shape[0]) and op.dtype == torch.float64
     assert op.device == torch.device("cpu")
+    expected = {"auto": "func" if kw else "auto"}.get(backend, backend)
+    assert op.backend == expected  # auto with a zero budget streamed instead of retaining the graph
+
+
+def test_retained_graph_is_counted():
+    model, x, y = make_case("cnn")
+    op = sgdscope.hessian_op(sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y)))
+    op @ torch.ones(op.shape[0], dtype=torch.float64)
+    assert op.backend == "auto" and op.retained_bytes > x.numel() * 8
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])
@@ -87,12 +101,24 @@ class _Cube(nn.Module):
         return _CubeFn.apply(x)
 
 
+def test_retained_graph_serves_modules_torch_func_cannot():
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), _Cube(), nn.Linear(4, 2)).double()
+    x, y = torch.randn(10, 3, dtype=torch.float64), torch.randint(0, 2, (10,))
+    op = sgdscope.hessian_op(sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        H = op @ torch.eye(op.shape[0], dtype=torch.float64)
+    ref = sgdscope.hessian_op(sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y)), backend="autograd")
+    torch.testing.assert_close(H, ref @ torch.eye(op.shape[0], dtype=torch.float64), rtol=1e-12, atol=1e-14)
+
+
 def test_double_backprop_fallback_is_automatic_and_exact():
     torch.manual_seed(0)
     model = nn.Sequential(nn.Linear(3, 4), _Cube(), nn.Linear(4, 2)).double()
     ref_model = nn.Sequential(model[0], nn.Identity(), model[2])
     x, y = torch.randn(10, 3, dtype=torch.float64), torch.randint(0, 2, (10,))
-    op = sgdscope.hessian_op(sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y)))
+    op = sgdscope.hessian_op(sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y)), cache_bytes=0)  # stream
     with pytest.warns(RuntimeWarning, match="falling back to double backprop"):
         V = torch.eye(op.shape[0], dtype=torch.float64)
         H = op @ V
