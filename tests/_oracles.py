@@ -106,3 +106,36 @@ def assert_same_state(before, after):
         h = after["grads"][k]
         assert (g is None and h is None) or torch.equal(g, h), f"grad {k} changed"
     assert torch.equal(before["rng"], after["rng"]), "global RNG state changed"
+
+
+class Quadratic(nn.Module):
+    """forward(x) = 1/2 w^T A w for every example: the loss is exactly quadratic in w."""
+
+    def __init__(self, A, w0):
+        super().__init__()
+        self.register_buffer("A", A)
+        self.w = nn.Parameter(w0.clone())
+
+    def forward(self, x):
+        return (0.5 * self.w @ self.A @ self.w).expand(x.shape[0])
+
+
+class FnModel(nn.Module):
+    """Every example's output is fn(w): the problem's loss is exactly fn(w)."""
+
+    def __init__(self, fn, w0):
+        super().__init__()
+        self.fn = fn
+        self.w = nn.Parameter(torch.as_tensor(w0, dtype=torch.float64).clone())
+
+    def forward(self, x):
+        return self.fn(self.w).expand(x.shape[0])
+
+
+class MeanOut:
+    """A 'loss' that is the mean model output (with FnModel / Quadratic: the loss is fn(w))."""
+
+    reduction = "mean"
+
+    def __call__(self, out, y):
+        return out.mean()

@@ -5,25 +5,7 @@ from torch import nn
 
 from sgdscope import Problem
 from sgdscope.landscape import interpolate_loss, line_connected, loss_along, losses_at
-
-
-class FnModel(nn.Module):
-    """Every example's output is fn(w): the problem's loss is exactly fn(w)."""
-
-    def __init__(self, fn, w0):
-        super().__init__()
-        self.fn = fn
-        self.w = nn.Parameter(torch.as_tensor(w0, dtype=torch.float64).clone())
-
-    def forward(self, x):
-        return self.fn(self.w).expand(x.shape[0])
-
-
-class MeanOut:
-    reduction = "mean"
-
-    def __call__(self, out, y):
-        return out.mean()
+from _oracles import FnModel, MeanOut
 
 
 def fn_problem(fn, w0):

@@ -7,23 +7,7 @@ from torch import nn
 
 from sgdscope import Problem, dense_hessian
 from sgdscope.landscape import project_to_valley, projected_path, trace_along
-
-
-class FnModel(nn.Module):
-    def __init__(self, fn, w0):
-        super().__init__()
-        self.fn = fn
-        self.w = nn.Parameter(torch.as_tensor(w0, dtype=torch.float64).clone())
-
-    def forward(self, x):
-        return self.fn(self.w).expand(x.shape[0])
-
-
-class MeanOut:
-    reduction = "mean"
-
-    def __call__(self, out, y):
-        return out.mean()
+from _oracles import FnModel, MeanOut
 
 
 def ring(w):
