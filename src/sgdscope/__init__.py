@@ -17,7 +17,6 @@ from .operators import DenseHessian, FunctionOp, LinOp, dense_hessian, dense_op,
 from .problem import Problem
 from .noise import (
     CovarianceSpectrum,
-    cosine,
     covariance_spectrum,
     curvature_spread,
     gradient_hessian_alignment,
@@ -57,7 +56,6 @@ __all__ = [
     "CovarianceSpectrum",
     "projection_ratio",
     "gradient_hessian_alignment",
-    "cosine",
     "hessian_noise_cosine",
     "curvature_spread",
     "stability",

@@ -1,0 +1,216 @@
+"""Per-example and mini-batch gradients as rows of an (n, D) matrix.
+
+Both are pure functions of the flat parameters ``theta`` of a :class:`~sgdscope.Problem`
+(per-example rows by ``torch.func.vmap`` of ``grad``, mini-batch rows by ``torch.autograd.grad``
+on a detached copy of ``theta``), evaluated under ``problem.measuring()``: the model's mode,
+buffers, ``.grad`` and the global RNG are left as they were.
+
+Conventions (Break-Even §3, App. C; Walk with SGD §4.1):
+
+* per-example gradient ``g_i = d/dtheta loss_fn(f(x_i), y_i)``, the loss of the single example;
+* mini-batch gradient ``g_B = (1/M) sum_{i in B} g_i`` -- the gradient of the mini-batch loss
+  with a mean reduction, which is what SGD steps along. A loss with ``reduction="sum"`` is
+  divided by M, so the mean of per-example rows is the mini-batch row in both cases.
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch.func import grad, vmap
+
+from ..problem import Problem
+from ._data import _Pool, _length, minibatch_indices
+
+__all__ = ["per_example_gradients", "minibatch_gradients"]
+
+
+def _theta(problem: Problem, theta):
+    if theta is None:
+        return problem.theta()
+    if theta.shape != (problem.dim,):
+        raise ValueError(f"theta must have shape ({problem.dim},), got {tuple(theta.shape)}")
+    return theta.detach().to(problem.device, problem.dtype)
+
+
+def _check_per_example(problem: Problem, what: str):
+    if problem.bn_mode == "train" and problem.has_batchnorm:
+        raise ValueError(
+            f"{what}: the problem has batch norm in bn_mode='train', where an example's output depends on "
+            "the other examples of its batch (batch statistics), so a per-example gradient is not defined. "
+            "Use a Problem with bn_mode='eval' (running statistics), or mini-batch gradients with M > 1 "
+            "(minibatch_gradients), which follow the batch statistics as training does."
+        )
+
+
+def _single_loss(problem: Problem, frozen):
+    """``f(theta, x, y)``: the loss of one example (x, y without their batch dimension)."""
+
+    def unsqueeze(t):
+        return tuple(unsqueeze(s) for s in t) if isinstance(t, tuple) else t.unsqueeze(0)
+
+    def f(theta, x, y):
+        return problem.batch_loss(theta, (unsqueeze(x), y.unsqueeze(0)), frozen=frozen)
+
+    return f
+
+
+def _place(problem: Problem, batch):
+    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
+        raise TypeError(f"batch: expected an (inputs, targets) pair, got {type(batch).__name__}")
+    x, y = batch
+    x = tuple(x) if isinstance(x, list) else x
+    if _length(x) != len(y):
+        raise ValueError(f"batch: {_length(x)} inputs but {len(y)} targets")
+    return problem.place_inputs(x), y.to(problem.device)
+
+
+def _chunk(problem: Problem, chunk_size: int | None) -> int:
+    """Examples per vmapped call: 8 on the CPU (fastest for conv nets there, see
+    benchmarks/noise.py), 64 on an accelerator, unless given."""
+    if chunk_size is None:
+        return 8 if problem.device.type == "cpu" else 64
+    if int(chunk_size) < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return int(chunk_size)
+
+
+def _slice(x, lo, hi):
+    return tuple(_slice(t, lo, hi) for t in x) if isinstance(x, tuple) else x[lo:hi]
+
+
+def per_example_gradients(
+    problem: Problem,
+    batch,
+    *,
+    chunk_size: int | None = None,
+    theta: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The (B, D) matrix of per-example gradients ``g_i`` of ``batch``.
+
+    Row i is ``torch.func.grad`` of the loss of example i alone (``loss_fn`` applied to a batch of
+    one), computed with ``vmap`` over the examples, ``chunk_size`` examples at a time, so memory
+    stays at about ``chunk_size`` gradients plus activations besides the (B, D) output. Models
+    that ``torch.func`` cannot ``vmap`` are served by a loop of autograd gradients (same values,
+    slower; a ``RuntimeWarning`` says so).
+
+    Args:
+        problem: model, loss and parameter selection (its own batches are not used).
+        batch: ``(inputs, targets)``; inputs a tensor or tuple of tensors with B examples.
+        chunk_size: examples per vmapped call (>= 1; default 8 on the CPU, 64 on an accelerator).
+        theta: (D,) parameters (default: the model's current ones).
+
+    Returns:
+        (B, D) tensor on the problem's device and dtype, in the units of the loss per parameter.
+
+    Raises:
+        ValueError: the problem has batch norm in ``bn_mode="train"`` (per-example gradients are
+        ill-defined there: use ``bn_mode="eval"`` or :func:`minibatch_gradients` with M > 1).
+    """
+    _check_per_example(problem, "per_example_gradients")
+    chunk_size = _chunk(problem, chunk_size)
+    theta = _theta(problem, theta)
+    x, y = _place(problem, batch)
+    B = len(y)
+    out = torch.empty(B, problem.dim, dtype=problem.dtype, device=problem.device)
+    frozen = problem.frozen_params()
+    f = _single_loss(problem, frozen)
+    per_example = vmap(grad(f), in_dims=(None, 0, 0))
+    with problem.measuring():
+        for lo in range(0, B, chunk_size):
+            hi = min(B, lo + chunk_size)
+            xc, yc = _slice(x, lo, hi), y[lo:hi]
+            if per_example is not None:
+                try:
+                    out[lo:hi] = per_example(theta, xc, yc)
+                    continue
+                except (RuntimeError, NotImplementedError) as err:
+                    warnings.warn(
+                        "per_example_gradients: torch.func could not vmap this model "
+                        f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
+                        "falling back to a loop of autograd gradients (slower, same values).",
+                        RuntimeWarning,
+                        stacklevel=2,
+                    )
+                    per_example = None
+            for i in range(lo, hi):
+                out[i] = _autograd_grad(problem, theta, (_slice(x, i, i + 1), y[i : i + 1]), frozen)
+    return out
+
+
+def _autograd_grad(problem: Problem, theta, batch, frozen) -> torch.Tensor:
+    with torch.enable_grad():
+        t = theta.detach().requires_grad_(True)
+        (g,) = torch.autograd.grad(problem.batch_loss(t, batch, frozen=frozen), t)
+    return g.detach()
+
+
+def minibatch_gradients(
+    problem: Problem,
+    source=None,
+    *,
+    batch_size: int | None = None,
+    num_batches: int = 1,
+    generator: torch.Generator | None = None,
+    indices: torch.Tensor | None = None,
+    chunk_size: int | None = None,
+    theta: torch.Tensor | None = None,
+) -> torch.Tensor:
+    """The (L, D) matrix of L mini-batch gradients ``g_B = (1/M) sum_{i in B} g_i``, |B| = M.
+
+    Each row is one reverse pass through the mini-batch loss at ``theta`` (``torch.autograd.grad``
+    on a detached copy of ``theta``: the cost of a training step's backward, nothing stored in
+    ``.grad``).
+    The mini-batches are drawn by :func:`minibatch_indices` (M distinct examples each, drawn
+    independently, from ``generator``), or given as ``indices`` (L, M). ``batch_size`` equal to
+    the number of examples N gives the full gradient. Batch norm follows the Problem's
+    ``bn_mode``: in ``"train"`` each mini-batch is normalised with its own statistics, as in SGD.
+
+    Args:
+        problem: model, loss and parameter selection.
+        source: ``(X, Y)`` tensors of a data set, or a list of ``(inputs, targets)`` batches (one
+            pool of N examples); default: the problem's own batches.
+        batch_size: M, in [1, N] (not used when ``indices`` is given).
+        num_batches: L >= 1 (ignored when ``indices`` is given).
+        generator: the ``torch.Generator`` that draws the mini-batches (not needed for M = N).
+        indices: (L, M) long tensor of example positions in ``source``, instead of a draw.
+        chunk_size: evaluate each mini-batch in pieces of at most this many examples, weighted
+            by their share (bounds memory for large M; not allowed with batch norm in train mode,
+            whose statistics would then change).
+        theta: (D,) parameters (default: the model's current ones).
+
+    Returns:
+        (L, D) tensor on the problem's device and dtype.
+    """
+    pool = _Pool(problem.batches if source is None else source)
+    if indices is None:
+        if batch_size is None:
+            raise ValueError("minibatch_gradients: give batch_size (with num_batches and generator) or indices")
+        indices = minibatch_indices(len(pool), batch_size=batch_size, num_batches=num_batches, generator=generator)
+    indices = torch.as_tensor(indices)
+    if indices.ndim != 2 or indices.shape[1] < 1 or indices.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"indices must be an (L, M) integer tensor, got shape {tuple(indices.shape)} {indices.dtype}")
+    if int(indices.min()) < 0 or int(indices.max()) >= len(pool):
+        raise ValueError(f"indices must lie in [0, N={len(pool)}), got [{int(indices.min())}, {int(indices.max())}]")
+    L, M = indices.shape
+    chunk = M if chunk_size is None else int(chunk_size)
+    if chunk < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    if chunk < M and problem.bn_mode == "train" and problem.has_batchnorm:
+        raise ValueError(
+            f"chunk_size={chunk} < M={M} would split mini-batches whose batch-norm statistics (bn_mode='train') "
+            "depend on all their examples; leave chunk_size=None"
+        )
+    theta = _theta(problem, theta)
+    frozen = problem.frozen_params()
+    per_row = 1.0 / M if problem.reduction == "sum" else None
+    out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
+    with problem.measuring():
+        for l in range(L):
+            row = out[l]
+            row.zero_()
+            for lo in range(0, M, chunk):
+                part = indices[l, lo : lo + chunk]
+                g = _autograd_grad(problem, theta, _place(problem, pool.gather(part)), frozen)
+                row.add_(g, alpha=per_row if per_row is not None else len(part) / M)
+    return out

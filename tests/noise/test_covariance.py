@@ -1,0 +1,121 @@
+import itertools
+
+import pytest
+import torch
+
+import sgdscope.noise._gram as gram_module
+from sgdscope.noise import covariance_spectrum, per_example_gradients, projection_ratio, uncentred_moment_top
+
+
+def explicit_cov(G):
+    """The D x D covariance (1/L) sum (g_l - gbar)(g_l - gbar)^T and its eigh, descending."""
+    Dc = G - G.mean(0)
+    C = Dc.T @ Dc / len(G)
+    vals, vecs = torch.linalg.eigh(C)
+    return C, vals.flip(0), vecs.flip(1)
+
+
+def assert_same_vectors(A, B, atol=1e-8):
+    """Unit columns equal up to sign."""
+    signs = torch.sign((A * B).sum(0))
+    torch.testing.assert_close(A * signs, B, atol=atol, rtol=0)
+
+
+@pytest.fixture
+def rows(cnn):
+    return per_example_gradients(cnn.problem(), (cnn.X, cnn.Y))  # (10, 47)
+
+
+def test_gram_spectrum_equals_explicit_covariance(rows):
+    L = len(rows)
+    C, vals, vecs = explicit_cov(rows)
+    s = covariance_spectrum(rows, k=4)
+    torch.testing.assert_close(s.values, vals[:4], atol=1e-12, rtol=1e-10)
+    assert s.top == pytest.approx(float(vals[0]), rel=1e-10)
+    assert s.smallest_nonzero == pytest.approx(float(vals[L - 2]), rel=1e-8)
+    assert s.smallest_nonzero > 1e-8 * s.top and abs(float(s.spectrum[L - 1])) < 1e-12 * s.top  # rank L-1
+    assert s.trace == pytest.approx(float(torch.trace(C)), rel=1e-10)
+    assert s.conditioning == pytest.approx(float(vals[L - 2] / vals[0]), rel=1e-8)
+    torch.testing.assert_close(s.spectrum[: L - 1], vals[: L - 1], atol=1e-12, rtol=1e-8)
+    assert s.vectors.shape == (rows.shape[1], 4)
+    assert_same_vectors(s.vectors, vecs[:, :4])
+    torch.testing.assert_close(C @ s.vectors, s.vectors * s.values, atol=1e-12, rtol=0)  # K e = lambda e
+    torch.testing.assert_close(torch.linalg.vector_norm(s.vectors, dim=0), torch.ones(4, dtype=rows.dtype))
+    assert (s.L, s.M, s.N, s.scale) == (L, 1, None, 1.0)
+
+
+def test_blockwise_gram_and_float32(rows, monkeypatch):
+    ref = covariance_spectrum(rows, k=3)
+    monkeypatch.setattr(gram_module, "_BLOCK", 7)
+    s = covariance_spectrum(rows, k=3)
+    torch.testing.assert_close(s.values, ref.values, atol=1e-12, rtol=1e-10)
+    s32 = covariance_spectrum(rows.float(), k=3)
+    assert s32.vectors.dtype == torch.float32
+    torch.testing.assert_close(s32.values, ref.values.float(), rtol=1e-4, atol=1e-7)
+
+
+def test_minibatch_normalisation_is_exact_over_all_minibatches(mlp):
+    """Enumerating every size-M subset of N examples: the mean's covariance is (N-M)/(M(N-1)) K,
+    so the M > 1 estimate with population N equals the per-example K exactly."""
+    N, M = 7, 3
+    P = per_example_gradients(mlp.problem(), (mlp.X[:N], mlp.Y[:N]))
+    subsets = torch.tensor(list(itertools.combinations(range(N), M)))
+    G = P[subsets].mean(1)  # (35, D), every mini-batch once
+    per_ex = covariance_spectrum(P, k=4)
+    mini = covariance_spectrum(G, k=4, batch_size=M, population=N)
+    assert mini.scale == pytest.approx(M * (N - 1) / (N - M))
+    torch.testing.assert_close(mini.values, per_ex.values, atol=1e-12, rtol=1e-9)
+    assert mini.trace == pytest.approx(per_ex.trace, rel=1e-10)
+    assert_same_vectors(mini.vectors, per_ex.vectors)
+    torch.testing.assert_close(mini.spectrum[: N - 1], per_ex.spectrum[: N - 1], atol=1e-12, rtol=1e-9)
+    # without a population, K = M Cov_M: the same eigenvectors, eigenvalues smaller by (N-1)/(N-M)
+    plain = covariance_spectrum(G, k=4, batch_size=M)
+    torch.testing.assert_close(plain.values * (N - 1) / (N - M), per_ex.values, atol=1e-12, rtol=1e-9)
+
+
+def test_projection_ratio():
+    g = torch.Generator().manual_seed(0)
+    V = torch.randn(30, 4, generator=g, dtype=torch.float64)  # not orthonormal
+    x = torch.randn(30, generator=g, dtype=torch.float64)
+    P = V @ torch.linalg.solve(V.T @ V, V.T)
+    assert float(projection_ratio(x, V)) == pytest.approx(float(x.norm() / (P @ x).norm()), rel=1e-12)
+    assert float(projection_ratio(V @ torch.ones(4, dtype=torch.float64), V)) == pytest.approx(1.0, rel=1e-12)
+    X = torch.randn(5, 30, generator=g, dtype=torch.float64)
+    torch.testing.assert_close(projection_ratio(X, V), X.norm(dim=1) / (X @ P).norm(dim=1))
+    with pytest.raises(ValueError, match="same D"):
+        projection_ratio(x[:10], V)
+
+
+def test_uncentred_moment_equals_explicit(rows, mlp):
+    L = len(rows)
+    Gm = rows.T @ rows / L  # (1/L) sum g g^T
+    C, _, _ = explicit_cov(rows)
+    gbar = rows.mean(0)
+    torch.testing.assert_close(Gm, C + torch.outer(gbar, gbar), atol=1e-12, rtol=0)  # Walk App. B
+    vals, vecs = torch.linalg.eigh(Gm)
+    m = uncentred_moment_top(rows, k=3)
+    torch.testing.assert_close(m.values, vals.flip(0)[:3], atol=1e-12, rtol=1e-10)
+    assert_same_vectors(m.vectors, vecs.flip(1)[:, :3])
+    assert m.top == pytest.approx(float(vals[-1]), rel=1e-10)
+    assert m.trace == pytest.approx(float(torch.trace(Gm)), rel=1e-10)
+    assert m.mean_sq_norm == pytest.approx(float(gbar @ gbar), rel=1e-12)
+    # from all mini-batches of M of N with the population factor: the same K + g g^T
+    N, M = 7, 2
+    P = per_example_gradients(mlp.problem(), (mlp.X[:N], mlp.Y[:N]))
+    G = P[torch.tensor(list(itertools.combinations(range(N), M)))].mean(1)
+    a, b = uncentred_moment_top(P, k=2), uncentred_moment_top(G, k=2, batch_size=M, population=N)
+    torch.testing.assert_close(b.values, a.values, atol=1e-12, rtol=1e-9)
+    assert_same_vectors(b.vectors, a.vectors)
+
+
+def test_bad_arguments(rows):
+    with pytest.raises(ValueError, match=r"k must be in \[1, L-1=9\]"):
+        covariance_spectrum(rows, k=10)
+    with pytest.raises(ValueError, match="at least L=2"):
+        covariance_spectrum(rows[:1], k=1)
+    with pytest.raises(ValueError, match="population N=4 must exceed batch_size M=4"):
+        covariance_spectrum(rows, k=1, batch_size=4, population=4)
+    with pytest.raises(ValueError, match=r"\(L, D\)"):
+        covariance_spectrum(rows[0], k=1)
+    with pytest.raises(ValueError, match=r"k must be in \[1, L=10\]"):
+        uncentred_moment_top(rows, k=11)

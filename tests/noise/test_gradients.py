@@ -1,0 +1,152 @@
+import dataclasses
+
+import pytest
+import torch
+from torch import nn
+
+from sgdscope.noise import minibatch_gradients, minibatch_indices, per_example_gradients
+
+ATOL = 1e-12
+
+
+def test_per_example_equals_autograd_loop(case, ref):
+    G = per_example_gradients(case.problem(), (case.X, case.Y))
+    expected = ref.loop_gradients(case)
+    assert G.shape == (len(case.Y), case.problem().dim)
+    assert G.dtype == torch.float64
+    torch.testing.assert_close(G, expected, atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("chunk_size", [1, 5, 100])
+def test_chunking_does_not_change_rows(cnn, chunk_size):
+    p = cnn.problem()
+    torch.testing.assert_close(
+        per_example_gradients(p, (cnn.X, cnn.Y), chunk_size=chunk_size),
+        per_example_gradients(p, (cnn.X, cnn.Y), chunk_size=3),
+        atol=ATOL,
+        rtol=0,
+    )
+
+
+def test_per_example_at_other_theta(mlp):
+    p = mlp.problem()
+    theta = p.theta() + 0.1
+    G = per_example_gradients(p, (mlp.X, mlp.Y), theta=theta)
+    ref = torch.stack([torch.func.grad(mlp.loss_at)(theta, mlp.X[i : i + 1], mlp.Y[i : i + 1]) for i in range(12)])
+    torch.testing.assert_close(G, ref, atol=ATOL, rtol=0)
+
+
+def test_minibatch_is_mean_of_per_example_rows(case, ref):
+    p = case.problem()
+    N = len(case.Y)
+    P = per_example_gradients(p, (case.X, case.Y))
+    gen = torch.Generator().manual_seed(3)
+    G = minibatch_gradients(p, (case.X, case.Y), batch_size=4, num_batches=5, generator=gen)
+    idx = minibatch_indices(N, batch_size=4, num_batches=5, generator=torch.Generator().manual_seed(3))
+    assert G.shape == (5, p.dim)
+    torch.testing.assert_close(G, P[idx].mean(1), atol=ATOL, rtol=0)
+    for l in range(5):  # and the autograd gradient of the mini-batch loss
+        torch.testing.assert_close(G[l], ref.batch_gradient(case, case.X[idx[l]], case.Y[idx[l]]), atol=ATOL, rtol=0)
+
+
+def test_indices_are_distinct_within_a_batch_and_seeded():
+    a = minibatch_indices(20, batch_size=7, num_batches=30, generator=torch.Generator().manual_seed(0))
+    b = minibatch_indices(20, batch_size=7, num_batches=30, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(a, b)
+    assert all(len(set(row.tolist())) == 7 for row in a)
+    assert int(a.min()) >= 0 and int(a.max()) < 20
+    full = minibatch_indices(20, batch_size=20, num_batches=2, generator=None)
+    assert torch.equal(full, torch.arange(20).expand(2, 20))
+
+
+def test_list_source_and_chunks_and_explicit_indices(mlp):
+    p = mlp.problem()
+    idx = minibatch_indices(12, batch_size=5, num_batches=4, generator=torch.Generator().manual_seed(1))
+    pieces = [(mlp.X[:5], mlp.Y[:5]), (mlp.X[5:7], mlp.Y[5:7]), (mlp.X[7:], mlp.Y[7:])]
+    expected = minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx)
+    torch.testing.assert_close(minibatch_gradients(p, pieces, indices=idx), expected, atol=ATOL, rtol=0)
+    chunked = minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, chunk_size=2)
+    torch.testing.assert_close(chunked, expected, atol=ATOL, rtol=0)
+    # default source: the problem's own batches; M = N is the full gradient
+    full = minibatch_gradients(p, batch_size=12)
+    torch.testing.assert_close(full[0], p.loss_and_grad()[1], atol=ATOL, rtol=0)
+
+
+def test_sum_reduction_still_gives_mean_rows(mlp):
+    case = dataclasses.replace(mlp, loss_fn=nn.CrossEntropyLoss(reduction="sum"))
+    p = case.problem()
+    idx = minibatch_indices(12, batch_size=3, num_batches=4, generator=torch.Generator().manual_seed(2))
+    P = per_example_gradients(p, (case.X, case.Y))
+    torch.testing.assert_close(minibatch_gradients(p, (case.X, case.Y), indices=idx), P[idx].mean(1), atol=ATOL, rtol=0)
+
+
+def test_bn_train_mode(bn, ref):
+    p = bn.problem(bn_mode="train")
+    with pytest.raises(ValueError, match="bn_mode='eval'.*mini-batch"):
+        per_example_gradients(p, (bn.X, bn.Y))
+    # mini-batch gradients follow the batch statistics, as a training step does
+    idx = minibatch_indices(12, batch_size=6, num_batches=3, generator=torch.Generator().manual_seed(4))
+    G = minibatch_gradients(p, (bn.X, bn.Y), indices=idx)
+    for l in range(3):
+        expected = ref.batch_gradient(bn, bn.X[idx[l]], bn.Y[idx[l]], train=True)
+        torch.testing.assert_close(G[l], expected, atol=ATOL, rtol=0)
+    with pytest.raises(ValueError, match="chunk_size"):
+        minibatch_gradients(p, (bn.X, bn.Y), indices=idx, chunk_size=2)
+
+
+def test_bad_arguments(mlp):
+    p = mlp.problem()
+    with pytest.raises(ValueError, match="batch_size must be in"):
+        minibatch_gradients(p, (mlp.X, mlp.Y), batch_size=13, num_batches=1, generator=torch.Generator())
+    with pytest.raises(TypeError, match="torch.Generator"):
+        minibatch_gradients(p, (mlp.X, mlp.Y), batch_size=3, num_batches=1, generator=None)
+    with pytest.raises(ValueError, match="chunk_size"):
+        per_example_gradients(p, (mlp.X, mlp.Y), chunk_size=0)
+    with pytest.raises(ValueError, match="indices must lie"):
+        minibatch_gradients(p, (mlp.X, mlp.Y), indices=torch.tensor([[0, 12]]))
+    with pytest.raises(ValueError, match="3 inputs but 2 targets"):
+        per_example_gradients(p, (mlp.X[:3], mlp.Y[:2]))
+
+
+class _ItemGate(nn.Module):
+    """A forward that torch.func cannot vmap (``.item()``): served by the autograd fallback."""
+
+    def forward(self, x):
+        return x * 2.0 if x.abs().sum().item() >= 0 else x
+
+
+def test_fallback_for_models_vmap_cannot_transform(mlp, ref):
+    case = dataclasses.replace(mlp, model=nn.Sequential(_ItemGate(), mlp.model))
+    with pytest.warns(RuntimeWarning, match="falling back"):
+        G = per_example_gradients(case.problem(), (case.X, case.Y), chunk_size=5)
+    torch.testing.assert_close(G, ref.loop_gradients(case), atol=ATOL, rtol=0)
+
+
+class _TwoInputs(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.a, self.b = nn.Linear(3, 2), nn.Linear(4, 2)
+
+    def forward(self, u, w):
+        return torch.tanh(self.a(u)) * self.b(w)
+
+
+def test_tuple_inputs_and_vector_targets():
+    """model(*inputs) with two input tensors, and an MSE loss on (B, 2) targets."""
+    from sgdscope import Problem
+
+    g = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(0)
+        model = _TwoInputs().double()
+    U, W = torch.randn(9, 3, generator=g, dtype=torch.float64), torch.randn(9, 4, generator=g, dtype=torch.float64)
+    Y = torch.randn(9, 2, generator=g, dtype=torch.float64)
+    loss_fn = nn.MSELoss()
+    p = Problem(model, loss_fn, [((U, W), Y)])
+    G = per_example_gradients(p, ((U, W), Y), chunk_size=4)
+    params = list(model.parameters())
+    for i in range(9):
+        grads = torch.autograd.grad(loss_fn(model(U[i : i + 1], W[i : i + 1]), Y[i : i + 1]), params)
+        torch.testing.assert_close(G[i], torch.cat([t.reshape(-1) for t in grads]), atol=ATOL, rtol=0)
+    idx = minibatch_indices(9, batch_size=4, num_batches=3, generator=g)
+    torch.testing.assert_close(minibatch_gradients(p, ((U, W), Y), indices=idx), G[idx].mean(1), atol=ATOL, rtol=0)
