@@ -6,7 +6,7 @@ import pytest
 
 import sgdscope
 from sgdscope.cli import main
-from sgdscope.run import _toml
+from sgdscope.run import _toml, read_status
 from _tiny_run import tiny_config
 
 
@@ -51,3 +51,11 @@ def test_config_errors_exit_2_with_the_key_named(tmp_path, capsys):
 def test_ls_on_an_empty_folder(tmp_path, capsys):
     assert main(["ls", str(tmp_path)]) == 0
     assert "no runs" in capsys.readouterr().out
+
+
+def test_demo_prints_where_the_runs_are_and_the_table(tmp_path, capsys):
+    assert main(["demo", "--out", str(tmp_path), "--epochs", "1", "--quiet"]) == 0
+    out = capsys.readouterr().out
+    for text in ("max lambda_H^1", "max lambda_K^1", "max lambda_K*/lambda_K^1", "barriers crossed", "final test acc", str(tmp_path)):
+        assert text in out
+    assert read_status(tmp_path / "digits-mlp-lr0.5")["state"] == "done"

@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="the Break-Even instruments on embedded digits, two learning rates")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--epochs", type=int, default=8)
+    demo.add_argument("--epochs", type=int, default=20)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(fn=_cmd_demo)
 

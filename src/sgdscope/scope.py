@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Iterable, Sequence
 
 import torch
+from tqdm.auto import tqdm
 
 from .probes.context import StepContext, Tracker
 from .problem import Problem
@@ -60,6 +61,7 @@ class Scope:
         train_size, batch_size: N and S of training (for the break-even stability and K normalisation).
         bn_mode, params: passed to :class:`~sgdscope.Problem`.
         seed: seeds the measurements' own generator (never the global RNG).
+        progress: show a progress bar over the probes of a step while they run.
     """
 
     def __init__(
@@ -82,6 +84,7 @@ class Scope:
         resume: bool = False,
         overwrite: bool = False,
         lanczos_tol: float = 1e-3,
+        progress: bool = False,
     ):
         self.model = model
         self.problem = Problem(model, loss_fn, _as_batches(curvature_data), params=params, bn_mode=bn_mode)
@@ -93,11 +96,12 @@ class Scope:
         self.train_size = int(train_size or len(self.source[1]))
         self.batch_size = batch_size
         self.probes = list(probes)
+        self.progress = progress
         names = [p.name for p in self.probes]
         if len(set(names)) != len(names):
             raise ValueError(f"probe names must be unique, got {names}")
         gdev = self.problem.device if self.problem.device.type == "cuda" else "cpu"
-        self.tracker = Tracker(torch.Generator(device=gdev).manual_seed(seed), lanczos_tol=lanczos_tol)
+        self.tracker = Tracker(torch.Generator(device=gdev).manual_seed(seed), lanczos_tol=lanczos_tol, progress=progress)
         self.theta_init = self.problem.theta()
         self._theta_prev = self.theta_init.clone()
         self._prev_grad: torch.Tensor | None = None
@@ -164,7 +168,9 @@ class Scope:
                 train_grad=train_grad,
                 prev_grad=self._prev_grad,
             )
-            for probe in due:
+            bar = tqdm(due, desc=f"probes @ step {step}", unit="probe", leave=False, disable=not self.progress or len(due) < 2)
+            for probe in bar:
+                bar.set_postfix_str(probe.name)
                 t0 = time.perf_counter()
                 try:
                     values = probe(ctx)

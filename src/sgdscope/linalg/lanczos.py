@@ -14,6 +14,7 @@ import warnings
 from dataclasses import dataclass
 
 import torch
+from tqdm.auto import tqdm
 
 from ..operators.linop import LinOp
 from ._basis import Basis, random_vector
@@ -53,6 +54,7 @@ def lanczos(
     max_iter: int | None = None,
     v0: torch.Tensor | None = None,
     generator: torch.Generator | None = None,
+    progress: bool = False,
 ) -> LanczosResult:
     """The k largest (``"LA"``), smallest (``"SA"``) or largest-magnitude (``"LM"``) eigenpairs.
 
@@ -65,6 +67,8 @@ def lanczos(
         v0: start vector (D,), or a (D, m) block (previous eigenvectors) for a warm start.
         generator: the source of the random start vector (and of restarts after an exact
             invariant subspace); the result is deterministic given it.
+        progress: show a progress bar of products (out of ``max_iter``) with the current
+            largest relative residual.
     """
     D = op.shape[0]
     if which not in _WHICH:
@@ -88,6 +92,7 @@ def lanczos(
     if basis.m == 0:
         basis.add(random_vector(D, dtype=op.dtype, device=op.device, generator=generator))
 
+    bar = tqdm(total=max_iter, initial=basis.m, desc=f"lanczos top-{k} {which}", unit="Hv", leave=False, disable=not progress)
     converged = False
     while True:
         theta, S = basis.ritz()
@@ -104,6 +109,8 @@ def lanczos(
         if basis.m >= max_iter:
             break
         worst = int(torch.argmax(res / scale.clamp_min(1e-300)))
+        bar.update(1)
+        bar.set_postfix(residual=f"{float(res[worst] / scale.clamp_min(1e-300)):.1e}", refresh=False)
         if not basis.add(R[:, worst]):
             # the residual lies in span(Q) numerically: an invariant subspace; restart randomly
             added = False
@@ -114,6 +121,7 @@ def lanczos(
             if not added:
                 converged = bool((res <= tol * scale).all()) and len(idx) == k
                 break
+    bar.close()
     if not converged:
         warnings.warn(
             f"lanczos: {k} {which} pairs not converged to tol={tol} after {basis.m} products "

@@ -23,8 +23,8 @@ __all__ = [
 ]
 
 
-def break_even(every=100, *, k: int = 10, num_batches: int = 25, batch_size: int | None = None) -> list:
-    """The Break-Even instrument set on one schedule: top-k Hessian eigenvalues, the K spectrum
+def break_even(every=100, *, k: int = 1, num_batches: int = 25, batch_size: int | None = None) -> list:
+    """The Break-Even instrument set on one schedule: lambda_H^1 (``k`` > 1 for more of the top), the K spectrum
     (lambda_K^1, lambda_K^*/lambda_K^1, Tr K, ||g||/||g_5||), Delta L, ||gamma|| and the
     stability quantity of eq. 1."""
     return [

@@ -28,6 +28,7 @@ class Tracker:
     generator: torch.Generator
     eigvecs: torch.Tensor | None = None
     lanczos_tol: float = 1e-3
+    progress: bool = False
 
     def state_dict(self) -> dict:
         return {"generator": self.generator.get_state(), "eigvecs": self.eigvecs, "lanczos_tol": self.lanczos_tol}
@@ -97,7 +98,8 @@ class StepContext:
         if memo is not None and len(memo.values) >= k:
             return _first(memo, k)
         res = lanczos(
-            self.hessian(), k, tol=self.tracker.lanczos_tol, v0=self.tracker.eigvecs, generator=self.tracker.generator
+            self.hessian(), k, tol=self.tracker.lanczos_tol, v0=self.tracker.eigvecs, generator=self.tracker.generator,
+            progress=self.tracker.progress,
         )
         self._memo["top_eigen"] = res
         self.tracker.eigvecs = res.vectors.detach().clone()

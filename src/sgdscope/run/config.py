@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "loss": {"name": "cross_entropy"},
     "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0},
     "lr_schedule": {"milestones": [], "gamma": 0.1},
-    "train": {"epochs": 1, "batch_size": 128, "max_steps": 0, "checkpoint_every": 0, "log_every": 1, "eval_examples": 2000},
+    "train": {"epochs": 1, "batch_size": 128, "data_seed": -1, "max_steps": 0, "checkpoint_every": 0, "log_every": 1, "eval_examples": 2000},
     "measure": {
         "curvature_fraction": 0.05,
         "curvature_examples": 0,

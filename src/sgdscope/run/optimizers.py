@@ -30,7 +30,7 @@ def is_full_batch(name: str) -> bool:
 
 def build_optimizer(cfg: dict, model: torch.nn.Module, *, problem=None, generator: torch.Generator | None = None):
     """``cfg`` is the resolved ``optimizer`` table; ``problem`` is the curvature subset (NudgedSGD,
-    NoisyGD recompute eigenvectors on it); ``generator`` drives NoisyGD's noise."""
+    NoisyGD recompute eigenvectors on it); ``generator`` drives their randomness (noise, Lanczos starts)."""
     opts = dict(cfg)
     name = opts.pop("name").lower()
     lr = opts.pop("lr")
@@ -42,7 +42,7 @@ def build_optimizer(cfg: dict, model: torch.nn.Module, *, problem=None, generato
         if name == "nudged_sgd":
             if momentum or wd:
                 raise ValueError(f"nudged_sgd takes no momentum / weight_decay, got {momentum} / {wd}")
-            return NudgedSGD(params, lr, problem=problem, **opts)
+            return NudgedSGD(params, lr, problem=problem, generator=generator, **opts)
         if name == "noisy_gd":
             if momentum or wd:
                 raise ValueError(f"noisy_gd takes no momentum / weight_decay, got {momentum} / {wd}")

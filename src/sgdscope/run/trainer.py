@@ -47,6 +47,7 @@ def _set_rng_state(gens: dict[str, torch.Generator], state: dict) -> None:
 def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False, progress: bool = True) -> Path:
     """Train as ``cfg`` (a resolved config) says; returns the run directory."""
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
+    torch.manual_seed(cfg["seed"])  # the global stream feeds dropout only; saved in checkpoints
     parts = build_parts(cfg)
     model, loss_fn, ds = parts.model, parts.loss_fn, parts.data
     X, Y = ds.train.x, ds.train.y
@@ -69,13 +70,14 @@ def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False,
     scope = Scope(
         model, loss_fn, parts.curvature, probes, run_dir=run_dir, eval_data=parts.eval_set, noise_data=parts.noise_source,
         train_size=N, batch_size=S, bn_mode=cfg["measure"]["bn_mode"], seed=cfg["measure"]["seed"], config=cfg,
-        resume=resume, overwrite=overwrite, lanczos_tol=cfg["measure"]["lanczos_tol"],
+        resume=resume, overwrite=overwrite, lanczos_tol=cfg["measure"]["lanczos_tol"], progress=progress,
     )
     store = scope.store
     device = parts.curvature[0][1].device
     gdev = device if device.type == "cuda" else "cpu"
+    data_seed = cfg["train"]["data_seed"] if cfg["train"]["data_seed"] >= 0 else cfg["seed"] + 1
     gens = {
-        "data": torch.Generator(device="cpu").manual_seed(cfg["seed"] + 1),
+        "data": torch.Generator(device="cpu").manual_seed(data_seed),
         "augment": torch.Generator(device=gdev).manual_seed(cfg["seed"] + 2),
         "optimizer": torch.Generator(device=gdev).manual_seed(cfg["seed"] + 3),
     }
