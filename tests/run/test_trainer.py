@@ -38,7 +38,8 @@ def test_a_run_records_probes_evaluation_and_checkpoints(tmp_path):
 
 def test_same_seed_same_numbers_and_kill_then_resume_is_exact(tmp_path):
     reference = train(resolve(tiny_config(tmp_path / "a")), progress=False)
-    # the same run in a subprocess that kills itself (SIGKILL) at step 13, after the checkpoint of step 11
+    # the same run in a subprocess that kills itself (SIGKILL) inside step 11, after the checkpoint
+    # of step 10: the resume starts in the middle of the second epoch (6 steps per epoch)
     script = textwrap.dedent(f"""
         import os, signal
         import sgdscope.run.trainer as T
@@ -48,7 +49,7 @@ def test_same_seed_same_numbers_and_kill_then_resume_is_exact(tmp_path):
         from _tiny_run import tiny_config
         original = T.build_probes
         def with_killer(*a, **k):
-            return original(*a, **k) + [probe("killer", lambda ctx: os.kill(os.getpid(), signal.SIGKILL), every=[13])]
+            return original(*a, **k) + [probe("killer", lambda ctx: os.kill(os.getpid(), signal.SIGKILL), every=[11])]
         T.build_probes = with_killer
         T.train(resolve(tiny_config({str(tmp_path / 'b')!r})), progress=False)
     """)
@@ -56,7 +57,7 @@ def test_same_seed_same_numbers_and_kill_then_resume_is_exact(tmp_path):
     assert proc.returncode == -9, proc.stderr[-2000:]
     run_b = tmp_path / "b" / "tiny"
     assert read_status(run_b)["state"] == "running"  # killed: nobody marked it
-    assert checkpoint_steps(run_b)[-1] == 11  # every 5 steps and at epoch ends (5, 11)
+    assert checkpoint_steps(run_b)[-1] == 10  # every 5 steps and at epoch ends (5, 11)
     resumed = train(resolve(tiny_config(tmp_path / "b")), resume=True, progress=False)
     assert read_status(resumed)["state"] == "done"
     a, b = _metrics(reference), _metrics(resumed)

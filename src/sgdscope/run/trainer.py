@@ -85,7 +85,7 @@ def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False,
     milestones = [int(m) * steps_per_epoch for m in cfg["lr_schedule"]["milestones"]]
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, milestones, gamma=cfg["lr_schedule"]["gamma"]) if milestones else None
 
-    step, perm_state = 0, None
+    step, perm_state, perm = 0, None, None
     if resume:
         ckpt = store.latest_checkpoint()
         if ckpt is not None:
@@ -122,7 +122,7 @@ def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False,
     try:
         while step < total:
             epoch, pos = divmod(step, steps_per_epoch)
-            if pos == 0 or perm_state is None:
+            if pos == 0 or perm is None:  # a new epoch, or resuming inside one: the epoch's order again
                 if pos == 0:
                     perm_state = gens["data"].get_state()
                 gens["data"].set_state(perm_state)
