@@ -43,9 +43,11 @@ def sgd_steps(model, x, y, steps, lr=0.01, batch=128, seed=0):
         opt.step()
 
 
-def pyhessian_top(model, batch, k, tol):
+def pyhessian_top(model, batch, k, tol, max_iter):
     try:
-        import pyhessian.hessian as ph
+        import importlib
+
+        ph = importlib.import_module("pyhessian.hessian")  # the module (the package re-exports a class of that name)
     except ImportError:
         return None
     count = {"n": 0}
@@ -61,7 +63,7 @@ def pyhessian_top(model, batch, k, tol):
         m = copy.deepcopy(model)
         t0 = time.perf_counter()
         h = ph.hessian(m, nn.CrossEntropyLoss(), data=batch, cuda=batch[0].is_cuda)
-        vals, _ = h.eigenvalues(top_n=k, tol=tol, maxIter=100)
+        vals, _ = h.eigenvalues(top_n=k, tol=tol, maxIter=max_iter)
         return {"values": sorted(vals, reverse=True), "matvecs": count["n"], "seconds": time.perf_counter() - t0}
     finally:
         ph.hessian_vector_product = original
@@ -96,7 +98,7 @@ def measure_state(label, model, x, y, args, rows, summary):
           f"forward-over-reverse x{t_fwd / t_plain:.2f}; double backprop x{t_dbl / t_plain:.2f}")
 
     k, tol = args.k, 1e-3
-    ref = sgdscope.lanczos(sgdscope.hessian_op(problem), k, tol=args.ref_tol, max_iter=min(problem.dim, 400), generator=torch.Generator().manual_seed(1))
+    ref = sgdscope.lanczos(sgdscope.hessian_op(problem), k, tol=args.ref_tol, max_iter=min(problem.dim, args.ref_max_iter), generator=torch.Generator().manual_seed(1))
     ref_vals = ref.values.double().cpu().numpy()
 
     def agree(vals):
@@ -113,15 +115,17 @@ def measure_state(label, model, x, y, args, rows, summary):
     t0 = time.perf_counter()
     vals = eigsh(op.to_scipy(), k=k, which="LA", tol=tol, v0=np.ones(problem.dim), return_eigenvectors=False)
     rows.append({"state": label, "tool": "scipy eigsh", "matvecs": op.matvecs, "seconds": time.perf_counter() - t0, "max_rel_err": agree(vals)})
-    print(f"[{label}] reference: {ref.matvecs} products; ours: {ours.matvecs}; eigsh: {op.matvecs}", flush=True)
+    print(f"[{label}] reference: {ref.matvecs} products (converged: {ref.converged}, "
+          f"max residual {float(ref.residuals.max() / ref.values[0].abs()):.1e} |l1|); ours: {ours.matvecs}; eigsh: {op.matvecs}", flush=True)
     if not args.no_pyhessian and (label == "init" or args.pyhessian_all):
-        ph = pyhessian_top(model, (x[: args.batch], y[: args.batch]) if len(batches) == 1 else (x, y), k, tol)
+        ph = pyhessian_top(model, (x[: args.batch], y[: args.batch]) if len(batches) == 1 else (x, y), k, tol, args.pyhessian_max_iter)
         if ph is None:
             rows.append({"state": label, "tool": "PyHessian", "matvecs": "not installed"})
         else:
             rows.append({"state": label, "tool": "PyHessian", "matvecs": ph["matvecs"], "seconds": ph["seconds"], "max_rel_err": agree(ph["values"]),
                          "negative_values": sum(v < 0 for v in ph["values"])})
-    summary[label] = {"timing": timing, "reference_values": ref_vals.tolist(), "reference_matvecs": ref.matvecs}
+    summary[label] = {"timing": timing, "reference_values": ref_vals.tolist(), "reference_matvecs": ref.matvecs,
+                      "reference_converged": ref.converged, "reference_max_residual_rel": float(ref.residuals.max() / ref.values[0].abs())}
     return problem, ours
 
 
@@ -134,6 +138,8 @@ def main():
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--ref-tol", type=float, default=1e-4, help="reference tolerance (10x tighter than the 1e-3 judged; float32 limits how far it can go)")
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--ref-max-iter", type=int, default=400)
+    parser.add_argument("--pyhessian-max-iter", type=int, default=100, help="PyHessian's power iterations per eigenvalue")
     parser.add_argument("--no-pyhessian", action="store_true")
     parser.add_argument("--pyhessian-all", action="store_true", help="PyHessian on the trained state too (slow: power iteration)")
     parser.add_argument("--quick", action="store_true", help="64 images, 3 repeats, 50 training steps")
