@@ -27,6 +27,8 @@ class _SubspaceOptimizer(torch.optim.Optimizer):
     """Base of the optimizers that act in the top-k eigenspace of the Hessian (not public)."""
 
     def __init__(self, params, defaults, *, k, problem, recompute_every, lanczos_tol, generator):
+        if defaults["lr"] < 0:
+            raise ValueError(f"lr must be >= 0, got {defaults['lr']}")
         super().__init__(params, defaults)
         if recompute_every < 1:
             raise ValueError(f"recompute_every must be >= 1 step, got {recompute_every}")

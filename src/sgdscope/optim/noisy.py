@@ -53,8 +53,6 @@ class NoisyGD(_SubspaceOptimizer):
         lanczos_tol: float = 1e-3,
         generator: torch.Generator | None = None,
     ):
-        if lr < 0:
-            raise ValueError(f"lr must be >= 0, got {lr}")
         if noise is not None and noise not in NOISE_KINDS:
             raise ValueError(f"noise must be one of {NOISE_KINDS} or None, got {noise!r}")
         if scale < 0:

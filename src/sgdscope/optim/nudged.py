@@ -57,8 +57,6 @@ class NudgedSGD(_SubspaceOptimizer):
         lanczos_tol: float = 1e-3,
         generator: torch.Generator | None = None,
     ):
-        if lr < 0:
-            raise ValueError(f"lr must be >= 0, got {lr}")
         if gamma < 0:
             raise ValueError(f"gamma must be >= 0, got {gamma}")
         super().__init__(
