@@ -167,7 +167,7 @@ def main():
     print(table([s["timing"] for s in summary.values()], ["state", "grad_s", "hvp_s", "hvp/grad", "graph_setup_s", "retained_MB", "fwd_over_rev/grad", "double_backprop/grad"]))
     print()
     print(table(rows, ["state", "tool", "matvecs", "seconds", "max_rel_err", "max_residual/|l1|", "negative_values"]))
-    print(f"\nwarm start after 20 more SGD steps:")
+    print("\nwarm start after 20 more SGD steps:")
     print(table(warm_rows, ["start", "matvecs", "lambda_1", "ratio"]))
     targets = {
         "hvp_le_2.5x_grad": all(s["timing"]["hvp/grad"] <= 2.5 for s in summary.values()),

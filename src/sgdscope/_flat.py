@@ -6,7 +6,7 @@ flat vector of length ``D = sum(numel)`` can be cut back into named views withou
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Mapping
 
 import torch
 

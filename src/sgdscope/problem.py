@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import fnmatch
-from typing import Callable, Iterable, Sequence
+from typing import Callable
 
 import torch
 from torch import nn
@@ -35,9 +35,14 @@ _BN_MODES = ("eval", "train")
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
 
 
-def _as_batch_list(batches) -> list[Batch]:
+def as_batches(batches) -> list[Batch]:
+    """A list of (inputs, targets) batches from one pair, a list of pairs, a map-style Dataset or a
+    DataLoader (read once)."""
     if isinstance(batches, tuple) and len(batches) == 2 and isinstance(batches[1], torch.Tensor):
         return [batches]
+    if isinstance(batches, torch.utils.data.Dataset) and not isinstance(batches, torch.utils.data.IterableDataset):
+        xs, ys = zip(*(batches[i] for i in range(len(batches))))
+        return [(torch.stack(xs), torch.as_tensor(ys))]
     out = []
     for i, b in enumerate(batches):
         if not (isinstance(b, (tuple, list)) and len(b) == 2):
@@ -79,7 +84,8 @@ class Problem:
         model: any ``nn.Module``.
         loss_fn: ``loss_fn(outputs, targets) -> scalar``; its ``reduction`` attribute (default
             ``"mean"``) decides how batches are combined.
-        batches: a list of ``(inputs, targets)`` pairs (or one pair). Floating inputs are cast to
+        batches: ``(inputs, targets)`` pairs: one pair, a list, a map-style Dataset or a DataLoader
+            (read once). Floating inputs are cast to
             the parameters' dtype and moved to their device once, here.
         params: ``None`` (all parameters with ``requires_grad``), or names / glob patterns
             (``"fc1.*"``) selecting a block of parameters, for per-layer curvature.
@@ -104,7 +110,7 @@ class Problem:
         self.spec = FlatSpec.of(selected)
         first = next(iter(selected.values()))
         self.dtype, self.device = first.dtype, first.device
-        self.batches = [self._place(b) for b in _as_batch_list(batches)]
+        self.batches = [self._place(b) for b in as_batches(batches)]
         sizes = [len(b[1]) for b in self.batches]
         self.num_examples = sum(sizes)
         if self.reduction == "mean":
@@ -166,6 +172,12 @@ class Problem:
         params.update(self.spec.unflatten(theta))
         args = inputs if isinstance(inputs, tuple) else (inputs,)
         return functional_call(self.model, params, args)
+
+    def outputs(self, theta: torch.Tensor, x, *, chunk: int = 1024) -> torch.Tensor:
+        """Model outputs at ``theta`` for inputs ``x`` in measurement mode, ``chunk`` rows at a time."""
+        frozen = self.frozen_params()
+        with self.measuring(), torch.no_grad():
+            return torch.cat([self.forward(theta, self.place_inputs(x[i : i + chunk]), frozen=frozen) for i in range(0, len(x), chunk)])
 
     def batch_loss(self, theta: torch.Tensor, batch: Batch, *, frozen=None) -> torch.Tensor:
         """The loss of one batch at ``theta`` with the loss's own reduction (inside :meth:`measuring`)."""

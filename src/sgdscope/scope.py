@@ -27,16 +27,6 @@ from .problem import Problem
 __all__ = ["Scope"]
 
 
-def _as_batches(data) -> list[tuple]:
-    """A list of (x, y) batches from a pair of tensors, a list of pairs, or an iterable loader."""
-    if isinstance(data, tuple) and len(data) == 2 and isinstance(data[0], torch.Tensor):
-        return [data]
-    if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
-        xs, ys = zip(*(data[i] for i in range(len(data))))
-        return [(torch.stack(xs), torch.as_tensor(ys))]
-    return [tuple(b) for b in data]
-
-
 def _concat(batches: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
@@ -87,9 +77,9 @@ class Scope:
         progress: bool = False,
     ):
         self.model = model
-        self.problem = Problem(model, loss_fn, _as_batches(curvature_data), params=params, bn_mode=bn_mode)
+        self.problem = Problem(model, loss_fn, curvature_data, params=params, bn_mode=bn_mode)
         self.eval_problem = (
-            self.problem if eval_data is None else self.problem.subproblem(_as_batches(eval_data))
+            self.problem if eval_data is None else self.problem.subproblem(eval_data)
         )
         src = _concat(self.problem.batches) if noise_data is None else noise_data
         self.source = (self.problem.place_inputs(src[0]), src[1].to(self.problem.device))

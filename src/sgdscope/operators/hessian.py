@@ -79,6 +79,10 @@ class HessianOp(FunctionOp):
             return self._autograd_matmat(V)
 
     # ------------------------------------------------------------------ retained graph
+    def _gradient_graph(self, t, batch, frozen):
+        """This batch's gradient at ``t`` with its graph kept (call inside measuring/enable_grad)."""
+        return torch.autograd.grad(self.problem.batch_loss(t, batch, frozen=frozen), t, create_graph=True)[0]
+
     def _build_graphs(self):
         p = self.problem
         frozen = p.frozen_params()
@@ -92,23 +96,25 @@ class HessianOp(FunctionOp):
                 raise _TooBig
             return x
 
-        graphs = []
         with p.measuring(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
-            for w, batch in zip(p.weights, p.batches):
-                (g,) = torch.autograd.grad(p.batch_loss(t, batch, frozen=frozen), t, create_graph=True)
-                graphs.append((w, g))
+            graphs = [(w, self._gradient_graph(t, batch, frozen)) for w, batch in zip(p.weights, p.batches)]
         self.retained_bytes = counted[0]
         return t, graphs
+
+    @staticmethod
+    def _add_products(out, t, w, g, V, *, keep_last: bool = True):
+        """out += w * H_batch V, one backward pass through ``g``'s graph per column."""
+        for j in range(V.shape[1]):
+            (hv,) = torch.autograd.grad(g, t, V[:, j], retain_graph=keep_last or j + 1 < V.shape[1])
+            out[:, j].add_(hv, alpha=w)
 
     def _graph_matmat(self, V: torch.Tensor) -> torch.Tensor:
         if self._graphs is None:
             self._graphs = self._build_graphs()
         t, graphs = self._graphs
         out = torch.zeros_like(V)
-        for j in range(V.shape[1]):
-            for w, g in graphs:
-                (hv,) = torch.autograd.grad(g, t, V[:, j], retain_graph=True)
-                out[:, j].add_(hv, alpha=w)
+        for w, g in graphs:
+            self._add_products(out, t, w, g, V)
         return out
 
     # ------------------------------------------------------------------ streaming
@@ -137,16 +143,14 @@ class HessianOp(FunctionOp):
         return torch.stack([hvp(V[:, j]) for j in range(V.shape[1])], dim=1)
 
     def _autograd_matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """Double backprop, one batch's graph at a time, nothing kept between calls."""
         p = self.problem
         frozen = p.frozen_params()
         out = torch.zeros_like(V)
         with p.measuring(), torch.enable_grad():
             for w, batch in zip(p.weights, p.batches):
                 t = self.theta.detach().requires_grad_(True)
-                (g,) = torch.autograd.grad(p.batch_loss(t, batch, frozen=frozen), t, create_graph=True)
-                for j in range(V.shape[1]):
-                    (hv,) = torch.autograd.grad(g, t, V[:, j], retain_graph=j + 1 < V.shape[1])
-                    out[:, j].add_(hv.detach(), alpha=w)
+                self._add_products(out, t, w, self._gradient_graph(t, batch, frozen), V, keep_last=False)
         return out
 
 

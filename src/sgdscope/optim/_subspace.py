@@ -48,6 +48,13 @@ class _SubspaceOptimizer(torch.optim.Optimizer):
             raise ValueError(f"the number of directions must be in [1, D={self.dim}], got {k}")
         self.k = k
 
+    @staticmethod
+    def _run_closure(closure):
+        if closure is None:
+            return None
+        with torch.enable_grad():
+            return closure()
+
     # ------------------------------------------------------------ flat view
     def _flat_params(self, problem) -> list[torch.Tensor]:
         mine = [p for g in self.param_groups for p in g["params"]]

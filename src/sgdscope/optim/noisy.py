@@ -90,10 +90,7 @@ class NoisyGD(_SubspaceOptimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One update from the (full-batch) gradients in ``.grad``."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._run_closure(closure)
         subspace = self._noisy and self.noise != "isotropic"
         flat_ids = {id(p) for p in self._flat} if subspace else set()
         if subspace:

@@ -72,10 +72,7 @@ class NudgedSGD(_SubspaceOptimizer):
     @torch.no_grad()
     def step(self, closure=None):
         """One update from the gradients in ``.grad`` (call after ``loss.backward()``)."""
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
+        loss = self._run_closure(closure)
         nudged = any(g["gamma"] != 1 for g in self.param_groups)
         flat_ids = {id(p) for p in self._flat}
         if nudged:

@@ -9,7 +9,6 @@
 """
 from __future__ import annotations
 
-import math
 
 import torch
 from torch import nn
@@ -67,17 +66,9 @@ def bn_scale_norm(*, every=100, name: str = "bn_gamma") -> FunctionProbe:
     return FunctionProbe(name, as_schedule(every), fn)
 
 
-def _loss_acc(problem, theta, x, y, loss_fn, chunk: int = 1024):
-    total_loss, correct = 0.0, 0
-    with problem.measuring(), torch.no_grad():
-        frozen = problem.frozen_params()
-        for i in range(0, len(y), chunk):
-            xb, yb = problem.place_inputs(x[i : i + chunk]), y[i : i + chunk].to(problem.device)
-            out = problem.forward(theta, xb, frozen=frozen)
-            total_loss += float(loss_fn(out, yb)) * len(yb)
-            correct += int((out.argmax(-1) == yb).sum())
-    n = max(len(y), 1)
-    return total_loss / n, correct / n
+def _loss_acc(problem, theta, x, y):
+    out, y = problem.outputs(theta, x), y.to(problem.device)
+    return float(problem.loss_fn(out, y)), float((out.argmax(-1) == y).double().mean())
 
 
 def evaluation(sets: dict, *, every="epoch_end", name: str = "eval") -> FunctionProbe:
@@ -88,7 +79,7 @@ def evaluation(sets: dict, *, every="epoch_end", name: str = "eval") -> Function
     def fn(ctx):
         out = {}
         for key, (x, y) in sets.items():
-            loss, acc = _loss_acc(ctx.problem, ctx.theta_after, x, y, ctx.problem.loss_fn)
+            loss, acc = _loss_acc(ctx.problem, ctx.theta_after, x, y)
             out[f"{key}_loss"], out[f"{key}_accuracy"] = loss, acc
         return out
 

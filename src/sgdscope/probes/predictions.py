@@ -13,12 +13,6 @@ def predictions(x: torch.Tensor, *, every=100, name: str = "predictions", chunk:
     """Array ``probs`` (n, C): softmax outputs at the parameters after the step, in measurement mode."""
 
     def fn(ctx):
-        p = ctx.problem
-        outs = []
-        with p.measuring(), torch.no_grad():
-            frozen = p.frozen_params()
-            for i in range(0, len(x), chunk):
-                outs.append(torch.softmax(p.forward(ctx.theta_after, p.place_inputs(x[i : i + chunk]), frozen=frozen), -1))
-        return {"probs": torch.cat(outs).float()}
+        return {"probs": torch.softmax(ctx.problem.outputs(ctx.theta_after, x, chunk=chunk), -1).float()}
 
     return FunctionProbe(name, as_schedule(every), fn)

@@ -68,7 +68,8 @@ def summarize(run_dirs: dict[float, Path]):
     return pd.DataFrame(rows).set_index("lr")
 
 
-def run_demo(out: str = "runs/demo", *, epochs: int = 20, progress: bool = True) -> "pandas.DataFrame":
+def run_demo(out: str = "runs/demo", *, epochs: int = 20, progress: bool = True) -> tuple:
+    """Train both learning rates; returns (summary table, {lr: run dir})."""
     dirs = {}
     for lr in LEARNING_RATES:
         cfg = demo_config(lr, out, epochs)

@@ -27,7 +27,7 @@ def _prefix(split, n: int, perm: torch.Tensor):
 
 
 def build_parts(cfg: dict) -> Parts:
-    d, m, meas = cfg["data"], cfg["measure"], cfg["measure"]
+    d, meas = cfg["data"], cfg["measure"]
     device, dtype = torch.device(cfg["device"]), getattr(torch, cfg["dtype"])
     ds = zoo.load_dataset(
         d["name"], d["root"] or None, val_size=d["val_size"], subset=d["subset"] or None, seed=cfg["seed"], **d["options"]
