@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 import platform
 import statistics
 import time
@@ -10,14 +11,14 @@ from pathlib import Path
 import torch
 
 ROOT = Path(__file__).resolve().parents[1]
-SHARED_DATA = ROOT.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("SGDSCOPE_DATA") or ROOT.parent / "shared" / "data")
 RESULTS = ROOT / "benchmarks" / "results"
 
 
 def require_data(folder: str) -> Path:
     path = SHARED_DATA / folder
     if not path.exists():
-        raise SystemExit(f"benchmark needs the real data at {path} (../shared/data beside the repository)")
+        raise SystemExit(f"benchmark needs the real data at {path} (../shared/data beside the repository, or $SGDSCOPE_DATA)")
     return path
 
 
@@ -37,6 +38,21 @@ def median_time(fn, repeats: int = 5, warmup: int = 1, device="cpu") -> float:
         sync(device)
         times.append(time.perf_counter() - t0)
     return statistics.median(times)
+
+
+def paired_times(f, g, repeats: int = 7, device="cpu") -> tuple[float, float, float]:
+    """Median times of ``f`` and ``g`` timed alternately (so both see the same machine load) and
+    the median of the per-pair ratios g/f, which is steadier than a ratio of medians."""
+    f(), g()
+    tf, tg = [], []
+    for _ in range(repeats):
+        for fn, out in ((f, tf), (g, tg)):
+            sync(device)
+            t0 = time.perf_counter()
+            fn()
+            sync(device)
+            out.append(time.perf_counter() - t0)
+    return statistics.median(tf), statistics.median(tg), statistics.median(b / a for a, b in zip(tf, tg))
 
 
 def table(rows: list[dict], columns: list[str]) -> str:

@@ -54,3 +54,35 @@ def test_scope_rejects_duplicate_probe_names():
     model, x, y = make_case("mlp")
     with pytest.raises(ValueError, match="unique"):
         sgdscope.Scope(model, nn.CrossEntropyLoss(), (x, y), [P.loss_change(), P.loss_change()], store=False)
+
+
+def test_before_parameters_with_a_regular_stride_and_irregular_calls():
+    """Calls every 3 steps (a regular stride) still give each probe the parameters of the previous
+    call as "before"; an irregular call skips that step's probes with a warning, then recovers."""
+    model, x, y = make_case("mlp", n=40)
+    scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), [P.loss_change(every=6)], store=False)
+    p = scope.problem
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    thetas = {}
+
+    def call(step):
+        before = p.theta()
+        opt.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        opt.step()
+        thetas[step] = (before, p.theta())
+        return scope.after_step(step, optimizer=opt)
+
+    for step in (0, 3, 6, 9, 12):
+        out = call(step)
+        if step % 6 == 0:
+            before, after = thetas[step]
+            assert out["loss_change"]["loss_before"] == pytest.approx(float(p.loss(before)), rel=1e-12)
+            assert out["loss_change"]["loss_after"] == pytest.approx(float(p.loss(after)), rel=1e-12)
+        else:
+            assert out == {}
+    with pytest.warns(RuntimeWarning, match="previous call.*did not expect probes"):
+        assert call(18) == {}  # the call at 12 expected the next at 15, where nothing is due
+    call(19)
+    out = call(24)  # from now on a copy is kept at every call
+    assert out["loss_change"]["loss_before"] == pytest.approx(float(p.loss(thetas[24][0])), rel=1e-12)

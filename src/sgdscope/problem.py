@@ -141,7 +141,7 @@ class Problem:
     def theta(self) -> torch.Tensor:
         """The current values of the selected parameters as a detached (D,) vector (a copy)."""
         named = dict(self.model.named_parameters())
-        return self.spec.flatten({n: named[n].detach() for n in self.spec.names}).clone()
+        return self.spec.flatten({n: named[n].detach() for n in self.spec.names})  # torch.cat: a new tensor
 
     @contextlib.contextmanager
     def measuring(self):

@@ -6,8 +6,9 @@
         scope.after_step(step, optimizer=opt, batch=(x, y), loss=loss)
     df = sgdscope.load_run(scope.run_dir)
 
-Call ``after_step`` after every optimizer step (it is cheap when no probe is due: one copy of
-the parameters), so that "before" and "after" parameters belong to the same step.
+Call ``after_step`` after every optimizer step with consecutive step numbers, so that "before"
+and "after" parameters belong to the same step. It costs nothing when no probe is due at this
+step or the next (it keeps a copy of the parameters only before a step that probes will see).
 """
 from __future__ import annotations
 
@@ -93,8 +94,13 @@ class Scope:
         gdev = self.problem.device if self.problem.device.type == "cuda" else "cpu"
         self.tracker = Tracker(torch.Generator(device=gdev).manual_seed(seed), lanczos_tol=lanczos_tol, progress=progress)
         self.theta_init = self.problem.theta()
-        self._theta_prev = self.theta_init.clone()
+        # the parameters and training gradient at the last call, kept only when the next call may
+        # fire a probe (which sees them as "before"); calls are expected at a regular stride
+        self._theta_prev: torch.Tensor | None = self.theta_init.clone()
         self._prev_grad: torch.Tensor | None = None
+        self._last_step: int | None = None
+        self._stride: int | None = None
+        self._regular = True
         self.history: list[tuple[int, str, dict, float]] = []
         self.store = None
         if store:
@@ -128,55 +134,78 @@ class Scope:
         lr: float | None = None,
     ) -> dict[str, dict]:
         """Run the probes due at ``step``; returns ``{probe name: values}`` of those that ran."""
-        theta_after = self.problem.theta()
-        train_grad = self._train_grad()
+        stride = step - self._last_step if self._last_step is not None else None
+        if self._stride is not None and stride != self._stride:
+            self._regular = False  # irregular calls: the next one cannot be predicted, keep a copy every call
         due = [p for p in self.probes if p.schedule(step, epoch_end)]
+        theta_after = train_grad = None
         out: dict[str, dict] = {}
-        if due:
-            if lr is None:
-                lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else float("nan")
-            if batch is not None:
-                batch = (self.problem.place_inputs(batch[0]), batch[1].to(self.problem.device))
-            ctx = StepContext(
-                step=int(step),
-                epoch=float("nan") if epoch is None else float(epoch),
-                epoch_end=bool(epoch_end),
-                lr=float(lr),
-                batch_size=int(self.batch_size or (len(batch[1]) if batch is not None else 0)),
-                train_size=self.train_size,
-                theta_before=self._theta_prev,
-                theta_after=theta_after,
-                theta_init=self.theta_init,
-                batch=batch,
-                batch_loss=None if loss is None else float(loss),
-                problem=self.problem,
-                eval_problem=self.eval_problem,
-                source=self.source,
-                model=self.model,
-                optimizer=optimizer,
-                tracker=self.tracker,
-                train_grad=train_grad,
-                prev_grad=self._prev_grad,
+        if due and self._theta_prev is None:
+            warnings.warn(
+                f"Scope.after_step(step={step}): the previous call (step {self._last_step}) did not expect probes now, "
+                "so the parameters before this step are unknown and its probes are skipped; call after_step after "
+                "every optimizer step with consecutive step numbers (from now on a copy is kept at every call)",
+                RuntimeWarning,
+                stacklevel=2,
             )
-            bar = tqdm(due, desc=f"probes @ step {step}", unit="probe", leave=False, disable=not self.progress or len(due) < 2)
-            for probe in bar:
-                bar.set_postfix_str(probe.name)
-                t0 = time.perf_counter()
-                try:
-                    values = probe(ctx)
-                except FloatingPointError as err:  # a diverging model: record it, let training decide
-                    warnings.warn(f"probe {probe.name!r} at step {step}: {err}; recorded as non-finite", RuntimeWarning, stacklevel=2)
-                    values = {"nonfinite": float("nan")}
-                _sync(self.problem.device)
-                seconds = time.perf_counter() - t0
-                out[probe.name] = values
-                self.history.append((int(step), probe.name, values, seconds))
-                if self.store is not None:
-                    self.store.log(int(step), ctx.epoch, probe.name, values, seconds=seconds)
+            due = []
+        if due:
+            theta_after, train_grad = self.problem.theta(), self._train_grad()
+            out = self._run(due, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad)
+        # keep the parameters (and the gradient) only when the next call may need them as "before"
+        nxt = step + (stride or 1)
+        if not self._regular or stride is None or any(p.schedule(nxt, True) for p in self.probes):
+            self._theta_prev = theta_after if theta_after is not None else self.problem.theta()
+            self._prev_grad = train_grad if theta_after is not None else self._train_grad()
+        else:
+            self._theta_prev = self._prev_grad = None
+        self._last_step, self._stride = step, stride
+        return out
+
+    def _run(self, due, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad) -> dict[str, dict]:
+        if lr is None:
+            lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else float("nan")
+        if batch is not None:
+            batch = (self.problem.place_inputs(batch[0]), batch[1].to(self.problem.device))
+        ctx = StepContext(
+            step=int(step),
+            epoch=float("nan") if epoch is None else float(epoch),
+            epoch_end=bool(epoch_end),
+            lr=float(lr),
+            batch_size=int(self.batch_size or (len(batch[1]) if batch is not None else 0)),
+            train_size=self.train_size,
+            theta_before=self._theta_prev,
+            theta_after=theta_after,
+            theta_init=self.theta_init,
+            batch=batch,
+            batch_loss=None if loss is None else float(loss),
+            problem=self.problem,
+            eval_problem=self.eval_problem,
+            source=self.source,
+            model=self.model,
+            optimizer=optimizer,
+            tracker=self.tracker,
+            train_grad=train_grad,
+            prev_grad=self._prev_grad,
+        )
+        out: dict[str, dict] = {}
+        bar = tqdm(due, desc=f"probes @ step {step}", unit="probe", leave=False, disable=not self.progress or len(due) < 2)
+        for probe in bar:
+            bar.set_postfix_str(probe.name)
+            t0 = time.perf_counter()
+            try:
+                values = probe(ctx)
+            except FloatingPointError as err:  # a diverging model: record it, let training decide
+                warnings.warn(f"probe {probe.name!r} at step {step}: {err}; recorded as non-finite", RuntimeWarning, stacklevel=3)
+                values = {"nonfinite": float("nan")}
+            _sync(self.problem.device)
+            seconds = time.perf_counter() - t0
+            out[probe.name] = values
+            self.history.append((int(step), probe.name, values, seconds))
             if self.store is not None:
-                self.store.flush()
-        self._theta_prev = theta_after
-        self._prev_grad = train_grad
+                self.store.log(int(step), ctx.epoch, probe.name, values, seconds=seconds)
+        if self.store is not None:
+            self.store.flush()
         return out
 
     def log(self, step: int, name: str, values: dict, *, epoch: float | None = None) -> None:
@@ -192,6 +221,7 @@ class Scope:
             "theta_init": self.theta_init,
             "theta_prev": self._theta_prev,
             "prev_grad": self._prev_grad,
+            "calls": {"last_step": self._last_step, "stride": self._stride, "regular": self._regular},
             "probes": {p.name: p.state_dict() for p in self.probes if hasattr(p, "state_dict")},
         }
 
@@ -200,6 +230,8 @@ class Scope:
         self.theta_init = state["theta_init"]
         self._theta_prev = state["theta_prev"]
         self._prev_grad = state["prev_grad"]
+        calls = state.get("calls", {"last_step": None, "stride": None, "regular": False})
+        self._last_step, self._stride, self._regular = calls["last_step"], calls["stride"], calls["regular"]
         for p in self.probes:
             if hasattr(p, "load_state_dict") and p.name in state["probes"]:
                 p.load_state_dict(state["probes"][p.name])

@@ -95,6 +95,25 @@ def test_warm_start_after_a_small_move_needs_fewer_products():
     assert warm.converged and warm.matvecs < cold.matvecs
 
 
+def test_warm_start_block_is_lanczos_from_the_sum_of_its_columns():
+    D = 50
+    diag = torch.cat([torch.tensor([10.0, 9.5, 9.0, 4.0]), torch.linspace(-1, 1, D - 4)]).double()
+    Q, _ = torch.linalg.qr(torch.randn(D, D, generator=torch.Generator().manual_seed(2), dtype=torch.float64))
+    A = sgdscope.dense_op(Q @ torch.diag(diag) @ Q.T)
+    # the exact top-3 eigenvectors (scaled, signs flipped): done in exactly 3 products
+    exact = Q[:, :3] * torch.tensor([2.0, -1.0, 0.5], dtype=torch.float64)
+    res = sgdscope.lanczos(A, 3, tol=1e-10, v0=exact)
+    assert res.converged and res.matvecs == 3
+    torch.testing.assert_close(res.values, diag[:3])
+    # a perturbed block gives the same run as a single start at the sum of its unit columns
+    block = Q[:, :3] + 0.1 * torch.randn(D, 3, generator=torch.Generator().manual_seed(3), dtype=torch.float64)
+    a = sgdscope.lanczos(A, 3, tol=1e-8, v0=block)
+    b = sgdscope.lanczos(A, 3, tol=1e-8, v0=(block / block.norm(dim=0)).sum(1))
+    assert a.matvecs == b.matvecs and a.converged
+    torch.testing.assert_close(a.values, b.values, rtol=1e-12, atol=0)
+    torch.testing.assert_close(a.values, diag[:3])
+
+
 def test_deterministic_under_a_generator():
     _, _, _, p = _problem("mlp")
     a = sgdscope.lanczos(sgdscope.hessian_op(p), 3, tol=1e-6, generator=torch.Generator().manual_seed(5))

@@ -138,6 +138,39 @@ def per_example_gradients(
     return out
 
 
+
+
+_VMAP_EXAMPLES = {True: 1024, False: 8192}  # examples per vmapped call of whole mini-batches: CPU, accelerator
+
+
+def _vmapped_rows(problem: Problem, theta, pool, indices, frozen, out) -> bool:
+    """Fill ``out`` with the mini-batch gradients of ``indices`` (L, M), several whole mini-batches
+    per ``vmap(grad)`` call (one batched forward and backward instead of L small ones). False if
+    ``torch.func`` cannot vmap the model (the caller then loops over rows)."""
+    L, M = indices.shape
+    rows = max(1, _VMAP_EXAMPLES[problem.device.type == "cpu"] // M)
+
+    def batch_loss(t, x, y):
+        return problem.batch_loss(t, (x, y), frozen=frozen)
+
+    per_batch = vmap(grad(batch_loss), in_dims=(None, 0, 0))
+    for lo in range(0, L, rows):
+        idx = indices[lo : lo + rows]
+        x, y = _place(problem, pool.gather(idx.reshape(-1)))
+        x = tuple(t.unflatten(0, idx.shape) for t in x) if isinstance(x, tuple) else x.unflatten(0, idx.shape)
+        try:
+            out[lo : lo + len(idx)] = per_batch(theta, x, y.unflatten(0, idx.shape))
+        except (RuntimeError, NotImplementedError) as err:
+            warnings.warn(
+                "minibatch_gradients: torch.func could not vmap this model over mini-batches "
+                f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); looping over them instead (slower, same values).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return False
+    return True
+
+
 def _autograd_grad(problem: Problem, theta, batch, frozen) -> torch.Tensor:
     with torch.enable_grad():
         t = theta.detach().requires_grad_(True)
@@ -158,9 +191,10 @@ def minibatch_gradients(
 ) -> torch.Tensor:
     """The (L, D) matrix of L mini-batch gradients ``g_B = (1/M) sum_{i in B} g_i``, |B| = M.
 
-    Each row is one reverse pass through the mini-batch loss at ``theta`` (``torch.autograd.grad``
-    on a detached copy of ``theta``: the cost of a training step's backward, nothing stored in
-    ``.grad``).
+    Rows are computed several mini-batches at a time by ``vmap`` of ``torch.func.grad`` of the
+    mini-batch loss (one batched pass instead of L small ones; nothing stored in ``.grad``), or by a
+    loop of ``torch.autograd.grad``, one reverse pass per mini-batch, when ``chunk_size`` splits
+    mini-batches or the model cannot be vmapped.
     The mini-batches are drawn by :func:`minibatch_indices` (M distinct examples each, drawn
     independently, from ``generator``), or given as ``indices`` (L, M). ``batch_size`` equal to
     the number of examples N gives the full gradient. Batch norm follows the Problem's
@@ -206,6 +240,10 @@ def minibatch_gradients(
     per_row = 1.0 / M if problem.reduction == "sum" else None
     out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
     with problem.measuring():
+        if chunk >= M and _vmapped_rows(problem, theta, pool, indices, frozen, out):
+            if per_row is not None:
+                out.mul_(per_row)
+            return out
         for l in range(L):
             row = out[l]
             row.zero_()

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import grad, jvp, vmap
+from torch.func import jvp, vmap
 
 from ..problem import Problem
 from .gradients import _check_per_example, _chunk, _place, _single_loss, _slice, _theta
@@ -53,19 +53,19 @@ def curvature_spread(
 ) -> CurvatureSpread:
     """Mean and variance over the examples of ``batch`` of ``e^T H_i e``, e = v / ||v||.
 
-    Per-example Hessian-vector products ``H_i e`` by ``jvp`` of ``grad`` of the single-example
-    loss, vmapped over ``chunk_size`` examples at a time (one forward-over-reverse pass each).
+    Each ``h_i`` is the second directional derivative of the example's loss along e, by ``jvp``
+    of ``jvp`` (forward over forward: no backward pass and no D-sized product per example),
+    vmapped over ``chunk_size`` examples at a time.
 
     Args:
         problem: model, loss and parameter selection (per-example quantities: not batch norm
             in ``bn_mode="train"``).
         v: (D,) direction, e.g. the top Hessian eigenvector; normalised here.
         batch: ``(inputs, targets)`` with n examples.
-        chunk_size: examples per vmapped call (default 8 on the CPU, 64 on an accelerator).
+        chunk_size: examples per vmapped call (default: all of them; memory is a few activations per example).
         theta: (D,) parameters (default: the model's current ones).
     """
     _check_per_example(problem, "curvature_spread")
-    chunk_size = _chunk(problem, chunk_size)
     if v.shape != (problem.dim,):
         raise ValueError(f"v must have shape ({problem.dim},), got {tuple(v.shape)}")
     norm = torch.linalg.vector_norm(v)
@@ -74,11 +74,14 @@ def curvature_spread(
     e = (v / norm).detach().to(problem.device, problem.dtype)
     theta = _theta(problem, theta)
     x, y = _place(problem, batch)
+    chunk_size = _chunk(problem, chunk_size) if chunk_size is not None else max(1, len(y))
     f = _single_loss(problem, problem.frozen_params())
 
     def curvature(xi, yi):
-        hv = jvp(lambda t: grad(f)(t, xi, yi), (theta,), (e,))[1]
-        return hv @ e
+        def slope(t):
+            return jvp(lambda u: f(u, xi, yi), (t,), (e,))[1]
+
+        return jvp(slope, (theta,), (e,))[1]
 
     per_example = vmap(curvature)
     n = len(y)

@@ -39,7 +39,8 @@ class OneHotMSELoss(nn.Module):
                 raise ValueError(f"mse: float targets must have the output's shape {tuple(output.shape)}, got {tuple(target.shape)}")
             onehot = target
         else:
-            onehot = F.one_hot(target, output.shape[-1]).to(output.dtype)
+            # by comparison, not F.one_hot, whose range check is data-dependent and cannot be vmapped
+            onehot = (target.unsqueeze(-1) == torch.arange(output.shape[-1], device=target.device)).to(output.dtype)
         per_example = (output - onehot).pow(2)
         per_example = per_example.sum(-1) if self.class_reduction == "sum" else per_example.mean(-1)
         if self.reduction == "mean":
