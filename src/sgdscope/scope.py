@@ -32,6 +32,11 @@ def _concat(batches: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
+def _uses_before(probe) -> bool:
+    """Whether a probe reads the previous step's parameters or gradient (assumed unless it says not)."""
+    return bool(getattr(probe, "before", True))
+
+
 def _sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -140,21 +145,22 @@ class Scope:
         due = [p for p in self.probes if p.schedule(step, epoch_end)]
         theta_after = train_grad = None
         out: dict[str, dict] = {}
-        if due and self._theta_prev is None:
+        unserved = [p.name for p in due if self._theta_prev is None and _uses_before(p)]
+        if unserved:
             warnings.warn(
                 f"Scope.after_step(step={step}): the previous call (step {self._last_step}) did not expect probes now, "
-                "so the parameters before this step are unknown and its probes are skipped; call after_step after "
+                f"so the parameters before this step are unknown and {unserved} are skipped; call after_step after "
                 "every optimizer step with consecutive step numbers (from now on a copy is kept at every call)",
                 RuntimeWarning,
                 stacklevel=2,
             )
-            due = []
+            due = [p for p in due if p.name not in unserved]
         if due:
             theta_after, train_grad = self.problem.theta(), self._train_grad()
             out = self._run(due, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad)
         # keep the parameters (and the gradient) only when the next call may need them as "before"
         nxt = step + (stride or 1)
-        if not self._regular or stride is None or any(p.schedule(nxt, True) for p in self.probes):
+        if not self._regular or stride is None or any(p.schedule(nxt, True) for p in self.probes if _uses_before(p)):
             self._theta_prev = theta_after if theta_after is not None else self.problem.theta()
             self._prev_grad = train_grad if theta_after is not None else self._train_grad()
         else:

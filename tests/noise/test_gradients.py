@@ -59,6 +59,17 @@ def test_indices_are_distinct_within_a_batch_and_seeded():
     assert torch.equal(full, torch.arange(20).expand(2, 20))
 
 
+def test_indices_drawn_with_rejection_are_distinct_and_uniform():
+    # M^2 <= N: drawn with replacement, rows with a repeat redrawn (here about 40% of them)
+    idx = minibatch_indices(100, batch_size=10, num_batches=4000, generator=torch.Generator().manual_seed(1))
+    assert all(len(set(row.tolist())) == 10 for row in idx)
+    counts = torch.bincount(idx.flatten(), minlength=100).double()
+    chi2 = float(((counts - 400) ** 2 / 400).sum())  # 99 degrees of freedom: mean 99, sd 14
+    assert chi2 < 99 + 5 * 14
+    first = torch.bincount(idx[:, 0], minlength=100).double()  # each position is uniform too
+    assert float(((first - 40) ** 2 / 40).sum()) < 99 + 5 * 14
+
+
 def test_list_source_and_chunks_and_explicit_indices(mlp):
     p = mlp.problem()
     idx = minibatch_indices(12, batch_size=5, num_batches=4, generator=torch.Generator().manual_seed(1))

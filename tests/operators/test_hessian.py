@@ -52,6 +52,11 @@ def test_retained_graph_is_counted():
     op = sgdscope.hessian_op(sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y)))
     op @ torch.ones(op.shape[0], dtype=torch.float64)
     assert op.backend == "auto" and op.retained_bytes > x.numel() * 8
+    problem = sgdscope.Problem(model, nn.CrossEntropyLoss(), [(x[:10], y[:10]), (x[10:], y[10:])])
+    op = sgdscope.hessian_op(problem)
+    assert op.loss is None
+    op @ torch.ones(op.shape[0], dtype=torch.float64)
+    torch.testing.assert_close(op.loss, problem.loss(), rtol=1e-14, atol=0)  # the graph's by-product
 
 
 @pytest.mark.parametrize("kind", ["mlp", "cnn"])

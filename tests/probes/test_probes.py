@@ -109,8 +109,11 @@ def test_stability_from_dense_per_example_hessians():
     assert res["value"] == pytest.approx((1 - LR * res["lambda_1"]) ** 2 + res["s2"] * LR**2 * (N - S) / (S * (N - 1)), rel=1e-12)
 
 
-def test_dynamics_probes():
+@pytest.mark.parametrize("after_hessian", [False, True], ids=["alone", "after-hessian"])
+def test_dynamics_probes(after_hessian):
+    # after a curvature probe, the loss after the step is the by-product of the Hessian's graph
     probes = [P.loss_change(every=1), P.distance_from_init(every=1), P.bn_scale_norm(every=1), P.gradient_cosine(every=1)]
+    probes = [P.top_eigenvalues(1, every=1)] + probes if after_hessian else probes
     out, c = _step(bn=True, probes=probes)
     x, y = c["curv"][0]
     after = _loss(c["model"], x, y)

@@ -23,21 +23,34 @@ def random_vector(dim: int, *, dtype, device, generator: torch.Generator | None,
 
 
 class Basis:
+    """Vectors are stored as rows (``_Q[j]`` contiguous), so appending one and projecting against
+    all of them are contiguous passes; :attr:`Q` and :attr:`HQ` are the usual (D, m) views."""
+
     def __init__(self, op: LinOp, capacity: int):
         self.op = op
         self.dim = op.shape[0]
         self.m = 0
         cap = max(1, min(capacity, self.dim))
-        self.Q = torch.empty(self.dim, cap, dtype=op.dtype, device=op.device)
-        self.HQ = torch.empty_like(self.Q)
+        self._Q = torch.empty(cap, self.dim, dtype=op.dtype, device=op.device)
+        self._HQ = torch.empty_like(self._Q)
         self.T = torch.zeros(cap, cap, dtype=torch.float64)  # small, on the CPU
 
+    @property
+    def Q(self) -> torch.Tensor:
+        """(D, m) orthonormal basis (a view)."""
+        return self._Q[: self.m].T
+
+    @property
+    def HQ(self) -> torch.Tensor:
+        """(D, m) products H Q (a view)."""
+        return self._HQ[: self.m].T
+
     def _grow(self):
-        cap = min(self.dim, 2 * self.Q.shape[1])
-        for name in ("Q", "HQ"):
+        cap = min(self.dim, 2 * self._Q.shape[0])
+        for name in ("_Q", "_HQ"):
             old = getattr(self, name)
-            new = torch.empty(self.dim, cap, dtype=old.dtype, device=old.device)
-            new[:, : self.m] = old[:, : self.m]
+            new = torch.empty(cap, self.dim, dtype=old.dtype, device=old.device)
+            new[: self.m] = old[: self.m]
             setattr(self, name, new)
         T = torch.zeros(cap, cap, dtype=torch.float64)
         T[: self.m, : self.m] = self.T[: self.m, : self.m]
@@ -51,23 +64,23 @@ class Basis:
         norm0 = torch.linalg.vector_norm(w)
         if not torch.isfinite(norm0) or norm0 == 0:
             return False
-        Q = self.Q[:, : self.m]
+        Q = self._Q[: self.m]
         for _ in range(2):  # classical Gram-Schmidt, twice, is enough
             if self.m:
-                w -= Q @ (Q.T @ w)
+                w -= (Q @ w) @ Q
         norm = torch.linalg.vector_norm(w)
         if norm <= rel_tol * norm0:
             return False
-        if self.m == self.Q.shape[1]:
+        if self.m == self._Q.shape[0]:
             self._grow()
         q = w / norm
         hq = self.op @ q
         if not torch.isfinite(hq).all():
             raise FloatingPointError("the operator returned a non-finite product (NaN or inf in H v)")
         j = self.m
-        self.Q[:, j] = q
-        self.HQ[:, j] = hq
-        col = (self.Q[:, : j + 1].T @ hq).to(torch.float64).cpu()
+        self._Q[j] = q
+        self._HQ[j] = hq
+        col = (self._Q[: j + 1] @ hq).to(torch.float64).cpu()
         self.T[: j + 1, j] = col
         self.T[j, : j + 1] = col
         self.m += 1

@@ -64,7 +64,7 @@ def spectral_density(
     for r in range(num_runs):
         basis = Basis(op, steps)
         basis.add(random_vector(D, dtype=op.dtype, device=op.device, generator=generator))
-        while basis.m < steps and basis.add(basis.HQ[:, basis.m - 1]):
+        while basis.m < steps and basis.add(basis.HQ[:, -1]):
             pass
         theta, S = basis.ritz()
         nodes[r, : basis.m] = theta

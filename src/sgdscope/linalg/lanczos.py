@@ -101,8 +101,8 @@ def lanczos(
         idx = _wanted(theta, k, which)
         vals = theta[idx]
         Sw = S[:, idx].to(op.dtype).to(op.device)
-        Y = basis.Q[:, : basis.m] @ Sw
-        R = basis.HQ[:, : basis.m] @ Sw - Y * vals.to(op.dtype).to(op.device)
+        Y = basis.Q @ Sw
+        R = basis.HQ @ Sw - Y * vals.to(op.dtype).to(op.device)
         res = torch.linalg.vector_norm(R, dim=0).to(torch.float64).cpu()
         scale = vals.abs().max()
         if len(idx) == k and bool((res <= tol * scale).all()):

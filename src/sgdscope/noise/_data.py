@@ -106,5 +106,16 @@ def minibatch_indices(n: int, *, batch_size: int, num_batches: int, generator: t
     if batch_size == n:
         return torch.arange(n).expand(num_batches, n).clone()
     _check_generator(generator, "minibatch_indices")
-    rows = [torch.randperm(n, generator=generator, device=generator.device)[:batch_size] for _ in range(num_batches)]
-    return torch.stack(rows).to("cpu")
+    dev = generator.device
+    if batch_size * batch_size <= n:
+        # M << N: draw with replacement and redraw the rows that repeat an example (a row of M
+        # distinct draws is uniform among M-subsets, as a permutation's prefix; about M^2 / 2N of
+        # the rows repeat one), instead of a permutation of all N per row
+        idx = torch.randint(n, (num_batches, batch_size), generator=generator, device=dev)
+        ordered = idx.sort(dim=1).values
+        repeats = (ordered[:, 1:] == ordered[:, :-1]).any(dim=1).nonzero().flatten().tolist()
+    else:
+        idx, repeats = torch.empty(num_batches, batch_size, dtype=torch.long, device=dev), range(num_batches)
+    for row in repeats:
+        idx[row] = torch.randperm(n, generator=generator, device=dev)[:batch_size]
+    return idx.to("cpu")

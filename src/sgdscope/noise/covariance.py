@@ -97,7 +97,7 @@ def covariance_spectrum(
     mean = G.mean(0)
     spectrum, U = top_eigh(gram(G, mean) * (c / L))
     Uk = U[:, :k].to(device=G.device, dtype=G.dtype)
-    vectors = unit_columns(G.T @ Uk - mean[:, None] * Uk.sum(0))
+    vectors = unit_columns((Uk.T @ G - Uk.sum(0)[:, None] * mean).T)  # D^T U, row-major: one pass over G
     return CovarianceSpectrum(
         values=spectrum[:k].to(device=G.device, dtype=G.dtype),
         vectors=vectors,
@@ -118,7 +118,7 @@ def projection_ratio(g: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
 
     Args:
         g: (D,) gradient, or (n, D) rows (one ratio each).
-        vectors: (D, k) spanning vectors (need not be orthonormal: they are orthonormalised by QR).
+        vectors: (D, k) linearly independent spanning vectors (need not be orthonormal).
 
     Returns:
         0-d tensor (or (n,)), >= 1; ``inf`` when g is orthogonal to the span.
@@ -128,5 +128,9 @@ def projection_ratio(g: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
             f"projection_ratio: expected g (D,) or (n, D) and vectors (D, k) with the same D, got "
             f"{tuple(g.shape)} and {tuple(vectors.shape)}"
         )
-    Q, _ = torch.linalg.qr(vectors.to(device=g.device, dtype=g.dtype))
-    return torch.linalg.vector_norm(g, dim=-1) / torch.linalg.vector_norm(g @ Q, dim=-1)
+    V = vectors.to(device=g.device, dtype=g.dtype)
+    # ||P g||^2 = b^T (V^T V)^+ b with b = V^T g: two thin products and a k x k solve, no QR of (D, k)
+    b = (g @ V).to(torch.float64)
+    gram = (V.T @ V).to(torch.float64)
+    proj_sq = (b * (b @ torch.linalg.pinv(gram, hermitian=True))).sum(-1).clamp_min(0)
+    return torch.linalg.vector_norm(g, dim=-1) / proj_sq.sqrt().to(g.dtype)

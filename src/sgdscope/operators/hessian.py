@@ -47,6 +47,7 @@ class HessianOp(FunctionOp):
         self.backend = self.requested = backend
         self.cache_bytes = int(cache_bytes)
         self._graphs = None  # [(weight, gradient with graph)] once built
+        self.loss: torch.Tensor | None = None  # the loss at theta, a by-product of building the graphs
         self._vmap_ok = True
         super().__init__(self._hessian_matmat, problem.dim, problem.dtype, problem.device)
 
@@ -79,9 +80,12 @@ class HessianOp(FunctionOp):
             return self._autograd_matmat(V)
 
     # ------------------------------------------------------------------ retained graph
-    def _gradient_graph(self, t, batch, frozen):
+    def _gradient_graph(self, t, batch, frozen, losses=None):
         """This batch's gradient at ``t`` with its graph kept (call inside measuring/enable_grad)."""
-        return torch.autograd.grad(self.problem.batch_loss(t, batch, frozen=frozen), t, create_graph=True)[0]
+        loss = self.problem.batch_loss(t, batch, frozen=frozen)
+        if losses is not None:
+            losses.append(loss.detach())
+        return torch.autograd.grad(loss, t, create_graph=True)[0]
 
     def _build_graphs(self):
         p = self.problem
@@ -97,8 +101,10 @@ class HessianOp(FunctionOp):
             return x
 
         with p.measuring(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
-            graphs = [(w, self._gradient_graph(t, batch, frozen)) for w, batch in zip(p.weights, p.batches)]
+            losses = []
+            graphs = [(w, self._gradient_graph(t, batch, frozen, losses)) for w, batch in zip(p.weights, p.batches)]
         self.retained_bytes = counted[0]
+        self.loss = sum(w * l for w, l in zip(p.weights, losses))
         return t, graphs
 
     @staticmethod

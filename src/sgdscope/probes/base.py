@@ -25,16 +25,23 @@ class Probe(Protocol):
 
 @dataclass
 class FunctionProbe:
-    """A stateless probe: a name, a schedule and a function of the step context."""
+    """A stateless probe: a name, a schedule and a function of the step context.
+
+    ``before``: whether ``fn`` reads the previous step's parameters or gradient
+    (``ctx.theta_before``, ``ctx.prev_grad``, ``ctx.grad()`` without a training gradient), which
+    the :class:`~sgdscope.Scope` then keeps a copy of before each step this probe fires at.
+    """
 
     name: str
     schedule: Schedule
     fn: Callable[[StepContext], dict]
+    before: bool = True
 
     def __call__(self, ctx: StepContext) -> dict:
         return self.fn(ctx)
 
 
-def probe(name: str, fn: Callable[[StepContext], dict], every=100) -> FunctionProbe:
-    """Wrap a function ``ctx -> dict`` as a probe (``every``: int, list of steps, 'epoch_end' or Schedule)."""
-    return FunctionProbe(name, as_schedule(every), fn)
+def probe(name: str, fn: Callable[[StepContext], dict], every=100, *, before: bool = True) -> FunctionProbe:
+    """Wrap a function ``ctx -> dict`` as a probe (``every``: int, list of steps, 'epoch_end' or
+    Schedule; ``before=False`` if it never reads the previous step's parameters or gradient)."""
+    return FunctionProbe(name, as_schedule(every), fn, before)

@@ -92,6 +92,14 @@ class StepContext:
             self._memo["hessian"] = hessian_op(self.problem, self.theta_after)
         return self._memo["hessian"]
 
+    def loss_after(self) -> float:
+        """The loss of the curvature subset at ``theta_after`` (a by-product of the Hessian's graph when built)."""
+        if "loss_after" not in self._memo:
+            op = self._memo.get("hessian")
+            loss = op.loss if op is not None and op.loss is not None else self.problem.loss(self.theta_after)
+            self._memo["loss_after"] = float(loss)
+        return self._memo["loss_after"]
+
     def top_eigen(self, k: int) -> LanczosResult:
         """Top-k Hessian eigenpairs at ``theta_after``, warm-started from the last measurement."""
         memo = self._memo.get("top_eigen")

@@ -24,7 +24,7 @@ def loss_change(*, every=100, name: str = "loss_change") -> FunctionProbe:
 
     def fn(ctx):
         before = float(ctx.problem.loss(ctx.theta_before))
-        after = float(ctx.problem.loss(ctx.theta_after))
+        after = ctx.loss_after()
         return {"delta_loss": before - after, "loss_before": before, "loss_after": after}
 
     return FunctionProbe(name, as_schedule(every), fn)
@@ -63,7 +63,7 @@ def bn_scale_norm(*, every=100, name: str = "bn_gamma") -> FunctionProbe:
             return {"last": float("nan"), "all": float("nan")}
         return {"last": float(gammas[-1].norm()), "all": float(torch.cat([g.reshape(-1) for g in gammas]).norm())}
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, before=False)
 
 
 def _loss_acc(problem, theta, x, y):
@@ -83,4 +83,4 @@ def evaluation(sets: dict, *, every="epoch_end", name: str = "eval") -> Function
             out[f"{key}_loss"], out[f"{key}_accuracy"] = loss, acc
         return out
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, before=False)

@@ -54,7 +54,7 @@ def hessian_noise(num_matvecs: int = 20, num_examples: int = 64, *, every="epoch
         res = hessian_noise_cosine(ctx.problem, (x[:n], y[:n]), num_matvecs=num_matvecs, generator=ctx.tracker.generator, theta=ctx.theta_after)
         return {"cosine": float(res.estimate), "stderr": float(res.stderr)}
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, before=False)
 
 
 def alignment(batch_sizes=(8, 32, 128), num_batches: int = 10, *, every=100, name: str = "alignment") -> FunctionProbe:
@@ -71,7 +71,7 @@ def alignment(batch_sizes=(8, 32, 128), num_batches: int = 10, *, every=100, nam
             out[f"mean_M{m}"], out[f"std_M{m}"] = float(mu), float(sd)
         return out
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, before=False)
 
 
 def stability(num_examples: int = 64, *, every=100, name: str = "stability") -> FunctionProbe:
@@ -94,4 +94,4 @@ def stability(num_examples: int = 64, *, every=100, name: str = "stability") -> 
         S = max(ctx.batch_size, 1)
         return {"value": float(_stability(ctx.lr, S, max(ctx.train_size, 2), lam, s2)), "lambda_1": lam, "s2": s2}
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, before=False)
