@@ -8,7 +8,6 @@ jacfwd(jacrev) gives wrong batch-norm-in-train-mode Hessians (checked against fi
 import copy
 from pathlib import Path
 
-import pytest
 import torch
 from torch import nn
 from torch.autograd.functional import hessian

@@ -89,7 +89,6 @@ def test_gradient_noise_against_the_explicit_covariance():
 def test_alignment_with_the_full_gradient():
     out, c = _step(probes=[P.alignment(batch_sizes=(1000,), num_batches=3, every=1)])
     model = c["model"]
-    params = {k: v.detach() for k, v in model.named_parameters()}
     g = torch.autograd.grad(nn.functional.cross_entropy(model(c["x"]), c["y"]), list(model.parameters()))
     g = torch.cat([t.reshape(-1) for t in g])
     assert out["alignment"]["mean_M40"] == pytest.approx(float(g @ c["H"] @ g / (g @ g)), rel=1e-8)

@@ -5,8 +5,7 @@ vector this spans exactly the Krylov space (it *is* Lanczos, with explicit reort
 against the whole basis). A warm start from a (D, m) block of previous eigenvectors (tracking
 training) starts from their sum: every previous direction is in the start vector, and the Krylov
 space of one vector separates a cluster of eigenvalues in fewer products than a block-Krylov space
-of the block (on SimpleCNN after 20 SGD steps, top-10: 51 products from the sum, 57 from the
-block, 59 cold; see benchmarks/README.md).
+of the block (measured in ARCHITECTURE.md and benchmarks/README.md).
 
 Residuals are explicit: ``||H y - theta y||`` from the stored products H Q, at no extra product.
 """

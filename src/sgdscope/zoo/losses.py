@@ -13,7 +13,6 @@
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from ._errors import _choice, _lookup
