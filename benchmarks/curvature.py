@@ -152,7 +152,6 @@ def main():
     model = sgdscope.zoo.build_model("simplecnn", input_shape=(3, 32, 32), num_classes=10, seed=0, device=device)
     rows, summary = [], {}
     measure_state("init", model, x, y, args, rows, summary)
-    batches = [(x[i : i + args.batch], y[i : i + args.batch]) for i in range(0, len(y), args.batch)]
     sgd_steps(model, x_all, y_all, args.train_steps)
     problem, before = measure_state(f"after {args.train_steps} steps", model, x, y, args, rows, summary)
 
@@ -162,7 +161,7 @@ def main():
     for steps in (1, 20):
         moved = copy.deepcopy(model)
         sgd_steps(moved, x_all, y_all, steps, seed=1)
-        moved_problem = sgdscope.Problem(moved, nn.CrossEntropyLoss(), batches)
+        moved_problem = sgdscope.Problem(moved, nn.CrossEntropyLoss(), problem.batches)
         for k, prev in sorted(previous.items(), reverse=True):
             cold = sgdscope.lanczos(sgdscope.hessian_op(moved_problem), k, tol=1e-3, generator=torch.Generator().manual_seed(3))
             warm = sgdscope.lanczos(sgdscope.hessian_op(moved_problem), k, tol=1e-3, v0=prev.vectors[:, :k])

@@ -78,7 +78,7 @@ def main():
     print()
     print(table(rows, ["probe", "seconds_per_epoch", "share_of_plain_epoch"]))
     print(f"\nLanczos (lambda_H^1, warm-started): {sum(matvecs) / len(matvecs):.1f} Hessian-vector products per probe on average "
-          f"(first {matvecs[0]:.0f}, then {matvecs[1:args.repeats and len(matvecs) // args.repeats]})")
+          f"(first {matvecs[0]:.0f}, then {matvecs[1 : len(matvecs) // args.repeats]})")
     target = overhead <= 0.30
     print(f"\ntarget (<= 30% overhead): {'met' if target else 'NOT met'}")
     path = write_json("overhead", {"args": vars(args), "steps": steps, "plain_s": plain, "scope_s": with_scope, "overhead": overhead,

@@ -157,23 +157,24 @@ class Scope:
             due = [p for p in due if p.name not in unserved]
         if due:
             theta_after, train_grad = self.problem.theta(), self._train_grad()
-            out = self._run(due, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad)
+            out = self._run(due, self._context(step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad))
         # keep the parameters (and the gradient) only when the next call may need them as "before"
         nxt = step + (stride or 1)
         if not self._regular or stride is None or any(p.schedule(nxt, True) for p in self.probes if _uses_before(p)):
-            self._theta_prev = theta_after if theta_after is not None else self.problem.theta()
-            self._prev_grad = train_grad if theta_after is not None else self._train_grad()
+            if theta_after is None:
+                theta_after, train_grad = self.problem.theta(), self._train_grad()
+            self._theta_prev, self._prev_grad = theta_after, train_grad
         else:
             self._theta_prev = self._prev_grad = None
         self._last_step, self._stride = step, stride
         return out
 
-    def _run(self, due, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad) -> dict[str, dict]:
+    def _context(self, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad) -> StepContext:
         if lr is None:
             lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else float("nan")
         if batch is not None:
             batch = (self.problem.place_inputs(batch[0]), batch[1].to(self.problem.device))
-        ctx = StepContext(
+        return StepContext(
             step=int(step),
             epoch=float("nan") if epoch is None else float(epoch),
             epoch_end=bool(epoch_end),
@@ -194,6 +195,9 @@ class Scope:
             train_grad=train_grad,
             prev_grad=self._prev_grad,
         )
+
+    def _run(self, due, ctx: StepContext) -> dict[str, dict]:
+        step = ctx.step
         out: dict[str, dict] = {}
         bar = tqdm(due, desc=f"probes @ step {step}", unit="probe", leave=False, disable=not self.progress or len(due) < 2)
         for probe in bar:

@@ -139,7 +139,7 @@ def test_minibatch_rows_in_several_vmapped_calls_and_the_loop_fallback(mlp, ref,
     p = mlp.problem()
     idx = minibatch_indices(12, batch_size=3, num_batches=7, generator=torch.Generator().manual_seed(6))
     expected = torch.stack([ref.batch_gradient(mlp, mlp.X[i], mlp.Y[i]) for i in idx])
-    monkeypatch.setitem(mod._VMAP_EXAMPLES, True, 6)  # two mini-batches per call: 4 calls for 7 rows
+    monkeypatch.setitem(mod._VMAP_EXAMPLES, "cpu", 6)  # two mini-batches per call: 4 calls for 7 rows
     torch.testing.assert_close(minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx), expected, atol=ATOL, rtol=0)
     case = dataclasses.replace(mlp, model=nn.Sequential(_ItemGate(), mlp.model))
     with pytest.warns(RuntimeWarning, match="looping over them"):

@@ -140,7 +140,7 @@ def per_example_gradients(
 
 
 
-_VMAP_EXAMPLES = {True: 1024, False: 8192}  # examples per vmapped call of whole mini-batches: CPU, accelerator
+_VMAP_EXAMPLES = {"cpu": 1024, "accelerator": 8192}  # examples per vmapped call of whole mini-batches
 
 
 def _vmapped_rows(problem: Problem, theta, pool, indices, frozen, out) -> bool:
@@ -148,7 +148,7 @@ def _vmapped_rows(problem: Problem, theta, pool, indices, frozen, out) -> bool:
     per ``vmap(grad)`` call (one batched forward and backward instead of L small ones). False if
     ``torch.func`` cannot vmap the model (the caller then loops over rows)."""
     L, M = indices.shape
-    rows = max(1, _VMAP_EXAMPLES[problem.device.type == "cpu"] // M)
+    rows = max(1, _VMAP_EXAMPLES.get(problem.device.type, _VMAP_EXAMPLES["accelerator"]) // M)
 
     def batch_loss(t, x, y):
         return problem.batch_loss(t, (x, y), frozen=frozen)
