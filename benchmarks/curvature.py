@@ -132,42 +132,46 @@ def measure_state(label, model, x, y, args, rows, summary):
     return problem, ours
 
 
-def stale_residual(problem, vectors) -> float:
+def stale_residual(op, vectors) -> float:
     """The largest Ritz residual, relative to |lambda_1|, of the best pairs in the span of earlier
     eigenvectors at the new state (Rayleigh-Ritz, k products): how far they are from converged."""
-    HV = sgdscope.hessian_op(problem) @ vectors
+    HV = op @ vectors
     theta, S = torch.linalg.eigh((vectors.T @ HV).double())
     S = S.to(vectors)
     R = HV @ S - (vectors @ S) * theta.to(vectors)
     return float(torch.linalg.vector_norm(R, dim=0).max() / theta.abs().max())
 
 
-def warm_study(model, problem, before, lr, x_all, y_all, args) -> list[dict]:
+def warm_study(model, problem, lr, x_all, y_all, args, before=None) -> list[dict]:
     """Warm against cold after a small move (1 step) and after the issue's 20 steps at ``lr``,
-    for the top-k (from ``before``) and the top-1."""
-    previous = {args.k: before, 1: sgdscope.lanczos(sgdscope.hessian_op(problem), 1, tol=1e-3, generator=torch.Generator().manual_seed(4))}
+    for the top-k (``before``, solved here if not given) and the top-1."""
+    op_before = sgdscope.hessian_op(problem)
+    if before is None:
+        before = sgdscope.lanczos(op_before, args.k, tol=1e-3, generator=torch.Generator().manual_seed(2))
+    previous = {args.k: before, 1: sgdscope.lanczos(op_before, 1, tol=1e-3, generator=torch.Generator().manual_seed(4))}
     rows = []
     for steps in (1, 20):
         moved = copy.deepcopy(model)
         sgd_steps(moved, x_all, y_all, steps, lr=lr, seed=1)
-        moved_problem = sgdscope.Problem(moved, nn.CrossEntropyLoss(), problem.batches)
+        # one operator for every solve at this state (its graph is built once; each result counts its own products)
+        op = sgdscope.hessian_op(sgdscope.Problem(moved, nn.CrossEntropyLoss(), problem.batches))
         for k, prev in sorted(previous.items(), reverse=True):
             old = prev.vectors[:, :k]
-            cold = sgdscope.lanczos(sgdscope.hessian_op(moved_problem), k, tol=1e-3, generator=torch.Generator().manual_seed(3))
-            warm = sgdscope.lanczos(sgdscope.hessian_op(moved_problem), k, tol=1e-3, v0=old)
+            cold = sgdscope.lanczos(op, k, tol=1e-3, generator=torch.Generator().manual_seed(3))
+            warm = sgdscope.lanczos(op, k, tol=1e-3, v0=old)
             # how far the top-k subspace moved: cosines of the principal angles between old and new
             cos = torch.linalg.svdvals(old.T.double() @ cold.vectors.double())
             row = {"lr": lr, "steps": steps, "k": k, "cold": cold.matvecs, "warm": warm.matvecs, "ratio": warm.matvecs / cold.matvecs,
                    "lambda_1": float(cold.values[0]), "lambda_k": float(cold.values[-1]), "min_cos_subspace": float(cos.min()),
-                   "stale_residual/|l1|": stale_residual(moved_problem, old), "target": "<= 0.5" if (k, steps) == (args.k, 20) else ""}
+                   "stale_residual/|l1|": stale_residual(op, old), "target": "<= 0.5" if (k, steps) == (args.k, 20) else ""}
             if row["target"]:
-                row.update(best_starts(moved_problem, cold.vectors))
+                row.update(best_starts(op, cold.vectors))
             rows.append(row)
         print(f"[warm start, lr {lr}] after {steps} more steps: " + ", ".join(f"k={r['k']}: {r['warm']} vs {r['cold']}" for r in rows[-2:]), flush=True)
     return rows
 
 
-def best_starts(problem, answer, cos=0.99):
+def best_starts(op, answer, cos=0.99):
     """Products of the same warm start (Lanczos from the sum of a block) built from the best
     information there is: the new state's own converged top-k, and that block with every column
     turned by a random direction to cosine ``cos``. Previous eigenvectors carry less about the new
@@ -177,7 +181,7 @@ def best_starts(problem, answer, cos=0.99):
     z /= torch.linalg.vector_norm(z, dim=0)
     runs = {}
     for name, v0 in (("from_answer", answer), ("from_answer_cos0.99", cos * answer + (1 - cos**2) ** 0.5 * z)):
-        runs[name] = sgdscope.lanczos(sgdscope.hessian_op(problem), answer.shape[1], tol=1e-3, v0=v0).matvecs
+        runs[name] = sgdscope.lanczos(op, answer.shape[1], tol=1e-3, v0=v0).matvecs
     return runs
 
 
@@ -213,13 +217,11 @@ def main():
     warm_rows = []
     for lr in args.warm_lrs:
         if lr == args.lr:
-            warm_rows += warm_study(model, problem, before, lr, x_all, y_all, args)
+            warm_rows += warm_study(model, problem, lr, x_all, y_all, args, before)
         else:  # the same model trained as long at another of the paper's learning rates
             other = sgdscope.zoo.build_model("simplecnn", input_shape=(3, 32, 32), num_classes=10, seed=0, device=device)
             sgd_steps(other, x_all, y_all, args.train_steps, lr=lr)
-            other_problem = sgdscope.Problem(other, nn.CrossEntropyLoss(), problem.batches)
-            prev = sgdscope.lanczos(sgdscope.hessian_op(other_problem), args.k, tol=1e-3, generator=torch.Generator().manual_seed(2))
-            warm_rows += warm_study(other, other_problem, prev, lr, x_all, y_all, args)
+            warm_rows += warm_study(other, sgdscope.Problem(other, nn.CrossEntropyLoss(), problem.batches), lr, x_all, y_all, args)
 
     print(f"\nSimpleCNN (D={problem.dim}) on {args.images} real CIFAR-10 images, top-{args.k} to a residual of 1e-3 x |lambda_1|\n")
     print(table([s["timing"] for s in summary.values()], ["state", "grad_s", "hvp_s", "hvp/grad", "graph_setup_s", "retained_MB", "fwd_over_rev/grad", "double_backprop/grad"]))

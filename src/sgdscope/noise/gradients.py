@@ -138,8 +138,6 @@ def per_example_gradients(
     return out
 
 
-
-
 _VMAP_EXAMPLES = {"cpu": 1024, "accelerator": 8192}  # examples per vmapped call of whole mini-batches
 
 
