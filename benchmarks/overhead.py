@@ -60,14 +60,15 @@ def main():
         model = build()
         sub = slice(0, args.curvature)
         scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), [(x[sub], y[sub])], sgdscope.probes.break_even(every=args.every),
-                               store=False, noise_data=(x, y) if not args.noise_source else (x[: args.noise_source], y[: args.noise_source]),
+                               sink=sgdscope.MemorySink(), noise_data=(x, y) if not args.noise_source else (x[: args.noise_source], y[: args.noise_source]),
                                train_size=len(y), batch_size=64, seed=r)
         t, _ = train_epoch(model, x, y, 64, seed=r, scope=scope, max_steps=args.steps)
         with_scope.append(t)
-        for step, name, values, seconds in scope.history:
-            shares[name] = shares.get(name, 0.0) + seconds / args.repeats
-            if name == "hessian_top":
-                matvecs.append(values["matvecs"])
+        for step, _, name, value_name, value in scope.sink.rows:
+            if value_name == "seconds":
+                shares[name] = shares.get(name, 0.0) + value / args.repeats
+            if name == "top_eigenvalues" and value_name == "matvecs":
+                matvecs.append(value)
     t_plain, t_scope = min(plain), min(with_scope)
     overhead = t_scope / t_plain - 1
     rows = [{"probe": k, "seconds_per_epoch": v, "share_of_plain_epoch": v / t_plain} for k, v in sorted(shares.items(), key=lambda kv: -kv[1])]

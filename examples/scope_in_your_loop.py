@@ -20,7 +20,7 @@ loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch
 
 probes = sgdscope.probes.break_even(every=20, k=5, num_batches=10) + [sgdscope.probes.interpolation(10, every=1)]
 scope = sgdscope.Scope(model, loss_fn, curvature_data=(x[:256], y[:256]), probes=probes,  # 1
-                       run_dir="runs/example-scope", noise_data=(x, y), train_size=len(y), batch_size=32)
+                       sink="runs/example-scope", noise_data=(x, y), train_size=len(y), batch_size=32)
 
 step = 0
 for epoch in range(3):
@@ -34,9 +34,9 @@ for epoch in range(3):
 scope.close()
 
 df = sgdscope.load_run(scope.run_dir)  # 3
-top = df[(df.probe == "hessian_top") & (df.name == "lambda_1")]
-noise = df[(df.probe == "noise") & (df.name == "lambda_1")]
+top = df[(df.type == "top_eigenvalues") & (df.name == "lambda_1")]
+noise = df[(df.type == "gradient_noise") & (df.name == "lambda_1")]
 print(f"{len(df)} rows in {scope.run_dir}")
 print("lambda_H^1 along training:", top.value.round(3).tolist())
 print("lambda_K^1 along training:", noise.value.round(3).tolist())
-print("barriers crossed:", int(df[(df.probe == "interpolation") & (df.name == "crossed")].value.sum()), "of", step, "steps")
+print("barriers crossed:", int(df[(df.type == "interpolation") & (df.name == "crossed")].value.sum()), "of", step, "steps")

@@ -1,11 +1,14 @@
 import shutil
 import subprocess
+import sys
+import sysconfig
+from pathlib import Path
 
 import pytest
 
 import sgdscope
 from sgdscope.cli import main
-from sgdscope.run import _toml, read_status
+from sgdscope.store import _toml, read_status
 from _tiny_run import tiny_config
 
 
@@ -16,8 +19,20 @@ def _write(tmp_path, **sections):
     return path
 
 
+def _entry_point() -> str:
+    """The installed ``sgdscope`` command: beside this interpreter (a venv's bin/, which need not be on
+    PATH), in the scripts folder of its install scheme, or on PATH."""
+    for folder in (Path(sys.executable).parent, Path(sysconfig.get_path("scripts"))):
+        exe = folder / ("sgdscope.exe" if sys.platform == "win32" else "sgdscope")
+        if exe.is_file():
+            return str(exe)
+    found = shutil.which("sgdscope")
+    assert found, f"the sgdscope entry point is not installed (looked beside {sys.executable} and on PATH): pip install -e ."
+    return found
+
+
 def test_run_and_ls_end_to_end_through_the_installed_command(tmp_path):
-    exe = shutil.which("sgdscope") or pytest.skip("the sgdscope entry point is not installed")
+    exe = _entry_point()
     cfg = _write(tmp_path, train={"epochs": 1, "batch_size": 16})
     proc = subprocess.run([exe, "run", str(cfg), "--set", "optimizer.lr=0.05", "--set", "name=cli", "--quiet"],
                           capture_output=True, text=True, timeout=300)

@@ -118,19 +118,20 @@ def test_training_run_with_probes_and_resume_on_cuda(tmp_path):
     cfg = resolve(tiny_config(tmp_path / "a", device=CUDA.type, probes=probes))
     run = train(cfg, progress=False)
     df = sgdscope.load_run(run)
-    assert sgdscope.run.load.read_status(run)["state"] == "done"
+    assert sgdscope.read_status(run)["state"] == "done"
     assert set(df.probe) >= {"top_eigenvalues", "gradient_noise", "interpolation", "loss_change", "stability", "sharpest_directions"}
-    assert df.value.notna().all()
+    assert df.value.notna().all() and not (df.name == "failed").any()
     # the same run killed (SIGKILL) inside step 11, after the checkpoint of step 10, then resumed
     script = textwrap.dedent(f"""
         import os, signal, sys
         sys.path.insert(0, {str(Path(__file__).parent)!r})
+        import sgdscope.run.build as B
         import sgdscope.run.trainer as T
         from sgdscope.probes import probe
         from sgdscope.run.config import resolve
         from _tiny_run import tiny_config
-        original = T.build_probes
-        T.build_probes = lambda *a, **k: original(*a, **k) + [probe("killer", lambda ctx: os.kill(os.getpid(), signal.SIGKILL), every=[11])]
+        original = B.build_probes
+        B.build_probes = lambda *a, **k: original(*a, **k) + [probe("killer", lambda ctx: os.kill(os.getpid(), signal.SIGKILL), every=[11])]
         T.train(resolve(tiny_config({str(tmp_path / 'b')!r}, device={CUDA.type!r}, probes={probes!r})), progress=False)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
@@ -150,7 +151,7 @@ def test_scope_in_a_cuda_loop():
     g = torch.Generator().manual_seed(0)
     X, Y = torch.randn(256, 8, generator=g).to(CUDA), torch.randint(0, 3, (256,), generator=g).to(CUDA)
     scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), [(X[:64], Y[:64])], sgdscope.probes.break_even(every=5, num_batches=6),
-                           store=False, noise_data=(X, Y), batch_size=16, seed=0)
+                           sink=sgdscope.MemorySink(), noise_data=(X, Y), batch_size=16, seed=0)
     opt = torch.optim.SGD(model.parameters(), lr=0.1)
     for step in range(11):
         idx = torch.randint(0, 256, (16,), generator=g).to(CUDA)
@@ -159,8 +160,8 @@ def test_scope_in_a_cuda_loop():
         loss.backward()
         opt.step()
         scope.after_step(step, optimizer=opt, batch=(X[idx], Y[idx]), loss=loss.detach())
-    fired = {(s, name) for s, name, _, _ in scope.history}
-    assert {(0, "hessian_top"), (5, "noise"), (10, "stability")} <= fired
-    for _, name, values, _ in scope.history:
-        scalars = [v for v in values.values() if isinstance(v, float)]
-        assert scalars and all(v == v for v in scalars if name != "bn_gamma"), (name, values)
+    rows = scope.sink.rows
+    fired = {(s, probe) for s, _, probe, _, _ in rows}
+    assert {(0, "top_eigenvalues"), (5, "gradient_noise"), (10, "stability")} <= fired
+    assert all(v == v for _, _, probe, name, v in rows if probe != "bn_scale_norm"), rows
+    assert not any(name == "failed" for _, _, _, name, _ in rows)

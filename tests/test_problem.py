@@ -3,7 +3,7 @@ import torch
 from torch import nn
 
 import sgdscope
-from _oracles import assert_same_state, make_case, model_state
+from _oracles import assert_same_state, make_case, model_state, reference_hessian
 
 
 def test_theta_is_a_copy_in_parameter_order():
@@ -96,3 +96,49 @@ def test_bn_modes_differ_and_train_mode_uses_batch_statistics():
     ref = nn.functional.cross_entropy(model[3](model[2](z)), y)
     torch.testing.assert_close(tr, ref.detach())
     assert not torch.isclose(ev, tr)
+
+
+def test_check_theta_places_and_names_wrong_shapes():
+    model, x, y = make_case("mlp")
+    p = sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y))
+    D = p.dim
+    assert torch.equal(p.check_theta(None), p.theta())
+    t = torch.ones(D, dtype=torch.float32, requires_grad=True)
+    got = p.check_theta(t)
+    assert got.dtype == torch.float64 and got.device == p.device and not got.requires_grad
+    assert torch.equal(got, torch.ones(D, dtype=torch.float64))
+    same = torch.zeros(D, dtype=torch.float64)
+    assert p.check_theta(same).data_ptr() == same.data_ptr()  # no copy when nothing changes
+    assert torch.equal(p.check_theta([0.5] * D), torch.full((D,), 0.5, dtype=torch.float64))
+    rows = p.check_theta(torch.zeros(3, D), rows=True)
+    assert rows.shape == (3, D) and rows.dtype == torch.float64
+    with pytest.raises(ValueError, match=rf"theta_b: expected a \({D},\) parameter vector, got shape \(3, {D}\)"):
+        p.check_theta(torch.zeros(3, D), "theta_b")
+    with pytest.raises(ValueError, match=rf"thetas: expected \(P, {D}\) rows of parameter vectors, got shape \({D},\)"):
+        p.check_theta(torch.zeros(D), "thetas", rows=True)
+    with pytest.raises(ValueError, match=rf"thetas: expected \(P, {D}\) rows.*got shape None"):
+        p.check_theta(None, "thetas", rows=True)
+    with pytest.raises(ValueError, match=rf"theta: expected a \({D},\) parameter vector, got shape \({D - 1},\)"):
+        p.loss(torch.zeros(D - 1))
+    with pytest.raises(ValueError, match=rf"expected a \({D},\) parameter vector, got shape \(2,\)"):
+        sgdscope.hessian_op(p, torch.zeros(2))
+
+
+def test_hessian_op_keeps_a_copy_of_the_given_theta():
+    model, x, y = make_case("mlp")
+    p = sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y))
+    theta = p.theta()
+    op = sgdscope.hessian_op(p, theta)
+    theta.add_(0.5)  # an in-place step on the caller's tensor, before the first product
+    assert torch.equal(op.theta, p.theta())
+    v = torch.ones(p.dim, dtype=torch.float64)
+    torch.testing.assert_close(op @ v, reference_hessian(model, [(x, y)]) @ v)
+
+
+def test_place_checks_and_moves_a_batch():
+    model, x, y = make_case("mlp")
+    p = sgdscope.Problem(model, nn.CrossEntropyLoss(), (x, y))
+    xb, yb = p.place([x.float(), y])
+    assert xb.dtype == torch.float64 and torch.equal(yb, y)
+    with pytest.raises(ValueError, match="batch: 24 inputs but 23 targets"):
+        p.place((x, y[:-1]))

@@ -27,7 +27,7 @@ def test_probes_never_change_training(tmp_path):
     model, x, y = make_case("cnn", bn=True, dropout=True, n=40)
     probes = [P.top_eigenvalues(2, every=2), P.gradient_noise(4, 8, k=2, every=3), P.interpolation(5, every=1),
               P.loss_change(every=2), P.hessian_trace(4, every=5)]
-    scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:16], y[:16]), probes, run_dir=tmp_path / "run", bn_mode="train", noise_data=(x, y))
+    scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:16], y[:16]), probes, sink=tmp_path / "run", bn_mode="train", noise_data=(x, y))
     _train(model, x, y, scope)
     scope.close()
     for (k, a), b in zip(plain.state_dict().items(), model.state_dict().values()):
@@ -37,23 +37,25 @@ def test_probes_never_change_training(tmp_path):
 def test_scope_in_a_hand_written_loop_writes_a_run(tmp_path):
     model, x, y = make_case("mlp", n=40)
     probes = sgdscope.probes.break_even(every=2, k=3, num_batches=4, batch_size=8)
-    with sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), probes, run_dir=tmp_path / "r", noise_data=(x, y)) as scope:
+    with sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), probes, sink=tmp_path / "r", noise_data=(x, y)) as scope:
         _train(model, x, y, scope, steps=5)
         scope.log(4, "train", {"loss": 1.5})
     df = sgdscope.load_run(tmp_path / "r")
-    assert set(df.probe) == {"hessian_top", "noise", "loss_change", "bn_gamma", "stability", "train"}
-    top = df[(df.probe == "hessian_top") & (df.name == "lambda_1")]
+    assert set(df.probe) == {"top_eigenvalues", "gradient_noise", "loss_change", "bn_scale_norm", "stability", "train"}
+    assert (df.probe == df.type).all()
+    top = df[(df.probe == "top_eigenvalues") & (df.name == "lambda_1")]
     assert list(top.step) == [0, 2, 4]
-    secs = df[(df.probe == "noise") & (df.name == "seconds")]
+    secs = df[(df.probe == "gradient_noise") & (df.name == "seconds")]
     assert len(secs) == 3 and (secs.value > 0).all()
     assert scope.run_dir == tmp_path / "r"
-    assert len(sgdscope.run.load_arrays(tmp_path / "r", "noise", "spectrum")) == 3
+    assert len(sgdscope.load_arrays(tmp_path / "r", "gradient_noise", "spectrum")) == 3
+    assert sgdscope.read_status(tmp_path / "r")["state"] == "done"
 
 
 def test_scope_rejects_duplicate_probe_names():
     model, x, y = make_case("mlp")
     with pytest.raises(ValueError, match="unique"):
-        sgdscope.Scope(model, nn.CrossEntropyLoss(), (x, y), [P.loss_change(), P.loss_change()], store=False)
+        sgdscope.Scope(model, nn.CrossEntropyLoss(), (x, y), [P.loss_change(), P.loss_change()], sink=sgdscope.MemorySink())
 
 
 def test_before_parameters_with_a_regular_stride_and_irregular_calls():
@@ -62,7 +64,7 @@ def test_before_parameters_with_a_regular_stride_and_irregular_calls():
     (probes that do not, like the top eigenvalue, still run), then recovers."""
     model, x, y = make_case("mlp", n=40)
     probes = [P.loss_change(every=6), P.top_eigenvalues(1, every=6)]
-    scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), probes, store=False)
+    scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), probes, sink=sgdscope.MemorySink())
     p = scope.problem
     opt = torch.optim.SGD(model.parameters(), lr=0.5)
     thetas = {}
@@ -85,7 +87,7 @@ def test_before_parameters_with_a_regular_stride_and_irregular_calls():
             assert out == {}
     with pytest.warns(RuntimeWarning, match=r"previous call.*did not expect probes.*\['loss_change'\] are skipped"):
         out = call(18)  # the call at 12 expected the next at 15, where nothing is due
-    assert set(out) == {"hessian_top"}
+    assert set(out) == {"top_eigenvalues"}
     call(19)
     out = call(24)  # from now on a copy is kept at every call
     assert out["loss_change"]["loss_before"] == pytest.approx(float(p.loss(thetas[24][0])), rel=1e-12)

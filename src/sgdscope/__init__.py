@@ -28,9 +28,9 @@ from .noise import (
     uncentred_moment_top,
 )
 from .landscape import interpolate_loss, loss_along
-from . import landscape, noise, optim, probes, toys, zoo
+from . import landscape, noise, optim, probes, quantities, store, toys, zoo
 from .scope import Scope
-from .run.load import load_arrays, load_run, load_sweep, read_config
+from .store import MemorySink, RunWriter, load_arrays, load_run, load_sweep, read_config, read_status
 
 __version__ = "0.1.0"
 
@@ -63,10 +63,15 @@ __all__ = [
     "interpolate_loss",
     "loss_along",
     "Scope",
+    "RunWriter",
+    "MemorySink",
     "load_run",
     "load_sweep",
     "load_arrays",
     "read_config",
+    "read_status",
+    "quantities",
+    "store",
     "landscape",
     "noise",
     "optim",

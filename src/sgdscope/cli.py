@@ -9,13 +9,21 @@ __all__ = ["main"]
 
 
 def _cmd_run(args) -> int:
-    from .run.config import load_config
+    from .run.config import ConfigError, load_config
     from .run.trainer import run_dir_for, train
+    from .store import is_run_dir
 
     cfg = load_config(args.config, args.set)
     run_dir = Path(args.run_dir) if args.run_dir else run_dir_for(cfg)
-    train(cfg, run_dir=run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet)
-    from .run.load import read_status
+    if args.resume and args.overwrite:
+        raise ConfigError("give --resume or --overwrite, not both")
+    if not args.resume and not args.overwrite and is_run_dir(run_dir):
+        raise FileExistsError(f"{run_dir} already holds a run: add --resume to continue it or --overwrite to replace it")
+    if args.resume and not is_run_dir(run_dir):
+        raise FileNotFoundError(f"{run_dir}: no run to resume (run it without --resume first)")
+    train(cfg, run_dir=run_dir, resume=args.resume, overwrite=args.overwrite, progress=not args.quiet,
+          trust_checkpoint=args.trust_checkpoint)
+    from .store import read_status
 
     status = read_status(run_dir)
     print(f"{run_dir}: {status.get('state')} ({status.get('message', '')})")
@@ -40,7 +48,7 @@ def _cmd_demo(args) -> int:
 def _cmd_ls(args) -> int:
     import pandas as pd
 
-    from .run.load import list_runs
+    from .store import list_runs
 
     table = list_runs(args.runs_dir)
     if table.empty:
@@ -60,6 +68,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="override a config key, e.g. optimizer.lr=0.1")
     run.add_argument("--resume", action="store_true", help="continue a killed run from its last checkpoint")
     run.add_argument("--overwrite", action="store_true", help="replace an existing run of the same name")
+    run.add_argument("--trust-checkpoint", action="store_true",
+                     help="with --resume: load a checkpoint that needs code to unpickle (only files you made yourself)")
     run.add_argument("--run-dir", help="where the run goes (default: OUT/NAME from the config)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(fn=_cmd_run)

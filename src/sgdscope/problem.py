@@ -25,32 +25,13 @@ import torch
 from torch import nn
 from torch.func import functional_call
 
+from ._batches import Batch, as_batches, check_batch, place, place_inputs
 from ._flat import FlatSpec
 
 __all__ = ["Problem", "Batch"]
 
-Batch = tuple  # (inputs, targets); inputs a tensor or a tuple of tensors fed as model(*inputs)
-
 _BN_MODES = ("eval", "train")
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
-
-
-def as_batches(batches) -> list[Batch]:
-    """A list of (inputs, targets) batches from one pair, a list of pairs, a map-style Dataset or a
-    DataLoader (read once)."""
-    if isinstance(batches, tuple) and len(batches) == 2 and isinstance(batches[1], torch.Tensor):
-        return [batches]
-    if isinstance(batches, torch.utils.data.Dataset) and not isinstance(batches, torch.utils.data.IterableDataset):
-        xs, ys = zip(*(batches[i] for i in range(len(batches))))
-        return [(torch.stack(xs), torch.as_tensor(ys))]
-    out = []
-    for i, b in enumerate(batches):
-        if not (isinstance(b, (tuple, list)) and len(b) == 2):
-            raise TypeError(f"batch {i}: expected an (inputs, targets) pair, got {type(b).__name__}")
-        out.append(tuple(b))
-    if not out:
-        raise ValueError("Problem needs at least one batch, got none")
-    return out
 
 
 def _select(model: nn.Module, params) -> dict[str, nn.Parameter]:
@@ -85,8 +66,8 @@ class Problem:
         loss_fn: ``loss_fn(outputs, targets) -> scalar``; its ``reduction`` attribute (default
             ``"mean"``) decides how batches are combined.
         batches: ``(inputs, targets)`` pairs: one pair, a list, a map-style Dataset or a DataLoader
-            (read once). Floating inputs are cast to
-            the parameters' dtype and moved to their device once, here.
+            (read once; see :mod:`sgdscope._batches`). Floating inputs are cast to the parameters'
+            dtype and moved to their device once, here.
         params: ``None`` (all parameters with ``requires_grad``), or names / glob patterns
             (``"fc1.*"``) selecting a block of parameters, for per-layer curvature.
         bn_mode: ``"eval"`` or ``"train"`` (see the module docstring).
@@ -110,7 +91,7 @@ class Problem:
         self.spec = FlatSpec.of(selected)
         first = next(iter(selected.values()))
         self.dtype, self.device = first.dtype, first.device
-        self.batches = [self._place(b) for b in as_batches(batches)]
+        self.batches = [place(b, device=self.device, dtype=self.dtype) for b in as_batches(batches)]
         sizes = [len(b[1]) for b in self.batches]
         self.num_examples = sum(sizes)
         if self.reduction == "mean":
@@ -119,16 +100,35 @@ class Problem:
             self.weights = [1.0] * len(sizes)
 
     # ----------------------------------------------------------------- plumbing
-    def _place(self, batch: Batch) -> Batch:
-        x, y = batch
-        return self.place_inputs(x), y.to(self.device)
+    def place(self, batch, what: str = "batch") -> Batch:
+        """An ``(inputs, targets)`` pair, checked (:func:`~sgdscope._batches.check_batch`), on the
+        parameters' device with floating inputs in their dtype."""
+        return place(check_batch(batch, what), device=self.device, dtype=self.dtype)
 
     def place_inputs(self, x):
-        """Move inputs to the parameters' device; cast floating ones to their dtype."""
-        if isinstance(x, (tuple, list)):
-            return tuple(self.place_inputs(t) for t in x)
-        dtype = self.dtype if x.is_floating_point() else x.dtype
-        return x.to(device=self.device, dtype=dtype)
+        """Move inputs (a tensor or a tuple of tensors) to the parameters' device; cast floating ones to their dtype."""
+        return place_inputs(x, device=self.device, dtype=self.dtype)
+
+    def check_theta(self, theta, what: str = "theta", *, rows: bool = False) -> torch.Tensor:
+        """A flat parameter vector, checked: detached, on the parameters' device and dtype.
+
+        ``theta`` is a (D,) vector of the selected parameters, or with ``rows=True`` a (P, D) stack
+        of them; ``None`` (for a (D,) vector) is the current parameters, :meth:`theta`. Not a copy
+        where the given tensor already has the device and dtype (clone it to keep it).
+
+        Raises:
+            ValueError: another shape; the message names ``what``, the expected and the given shape.
+        """
+        if theta is None and not rows:
+            return self.theta()
+        if theta is not None and not isinstance(theta, torch.Tensor):
+            theta = torch.as_tensor(theta, dtype=self.dtype)
+        shape = None if theta is None else tuple(theta.shape)
+        if rows and not (shape is not None and len(shape) == 2 and shape[1] == self.dim):
+            raise ValueError(f"{what}: expected (P, {self.dim}) rows of parameter vectors, got shape {shape}")
+        if not rows and shape != (self.dim,):
+            raise ValueError(f"{what}: expected a ({self.dim},) parameter vector, got shape {shape}")
+        return theta.detach().to(device=self.device, dtype=self.dtype)
 
     @property
     def dim(self) -> int:
@@ -175,6 +175,7 @@ class Problem:
 
     def outputs(self, theta: torch.Tensor, x, *, chunk: int = 1024) -> torch.Tensor:
         """Model outputs at ``theta`` for inputs ``x`` in measurement mode, ``chunk`` rows at a time."""
+        theta = self.check_theta(theta)
         frozen = self.frozen_params()
         with self.measuring(), torch.no_grad():
             return torch.cat([self.forward(theta, self.place_inputs(x[i : i + chunk]), frozen=frozen) for i in range(0, len(x), chunk)])
@@ -186,14 +187,14 @@ class Problem:
 
     def loss(self, theta: torch.Tensor | None = None) -> torch.Tensor:
         """The loss over all batches at ``theta`` (default: the model's current parameters)."""
-        theta = self.theta() if theta is None else theta
+        theta = self.check_theta(theta)
         frozen = self.frozen_params()
         with self.measuring(), torch.no_grad():
             return sum(w * self.batch_loss(theta, b, frozen=frozen) for w, b in zip(self.weights, self.batches))
 
     def loss_and_grad(self, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Loss and (D,) gradient over all batches, by ``torch.func.grad``."""
-        theta = self.theta() if theta is None else theta
+        theta = self.check_theta(theta)
         frozen = self.frozen_params()
         total_l, total_g = None, torch.zeros_like(theta)
         with self.measuring():

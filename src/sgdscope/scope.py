@@ -1,40 +1,48 @@
 """``Scope``: the papers' measurements inside a user's own training loop.
 
-    scope = sgdscope.Scope(model, loss_fn, curvature_data=subset, probes=sgdscope.probes.break_even(every=100))
+    scope = sgdscope.Scope(model, loss_fn, curvature_data=subset, probes=sgdscope.probes.break_even(every=100),
+                           sink="runs/mine")
     for step, (x, y) in enumerate(loader):
         opt.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); opt.step()
         scope.after_step(step, optimizer=opt, batch=(x, y), loss=loss)
-    df = sgdscope.load_run(scope.run_dir)
+    scope.close()
+    df = sgdscope.load_run("runs/mine")
 
 Call ``after_step`` after every optimizer step with consecutive step numbers, so that "before"
 and "after" parameters belong to the same step. It costs nothing when no probe is due at this
 step or the next (it keeps a copy of the parameters only before a step that probes will see).
+Results go to a sink (:mod:`sgdscope.store`): a run folder, or memory.
 """
 from __future__ import annotations
 
 import math
+import os
 import time
 import warnings
 from datetime import datetime
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import torch
 from tqdm.auto import tqdm
 
+from ._batches import concat_batches
 from .probes.context import StepContext, Tracker
 from .problem import Problem
+from .quantities import QUANTITIES
+from .store.sink import Sink
+from .store.writer import RunWriter
 
 __all__ = ["Scope"]
-
-
-def _concat(batches: Sequence[tuple]) -> tuple[torch.Tensor, torch.Tensor]:
-    return torch.cat([b[0] for b in batches]), torch.cat([b[1] for b in batches])
 
 
 def _uses_before(probe) -> bool:
     """Whether a probe reads the previous step's parameters or gradient (assumed unless it says not)."""
     return bool(getattr(probe, "before", True))
+
+
+def _probe_type(probe) -> str:
+    return getattr(probe, "type", None) or probe.name
 
 
 def _sync(device: torch.device) -> None:
@@ -46,18 +54,22 @@ class Scope:
     """Runs probes on their schedules after optimizer steps and records what they return.
 
     Args:
-        model, loss_fn: the model being trained and its (mean-reduced) loss.
+        model, loss_fn: the model being trained and its loss (see :class:`~sgdscope.Problem`).
         curvature_data: the fixed subset curvature is measured on: ``(X, Y)``, a list of
             ``(x, y)`` batches, a map-style Dataset, or a DataLoader (read once).
-        probes: probe objects (see :mod:`sgdscope.probes`).
-        run_dir: where the run store goes (default ``runs/scope-<time>``). ``None`` with
-            ``store=False`` keeps results in memory only (``scope.history``).
+        probes: probe objects (see :mod:`sgdscope.probes`); instance names must be unique.
+        sink: where results go: a run folder (a path; a new run is created there and this Scope
+            ends it ``done`` on :meth:`close`, ``failed`` when an exception leaves its ``with``
+            block), a :class:`~sgdscope.store.Sink` you own (a
+            :class:`~sgdscope.store.RunWriter`, or :class:`~sgdscope.store.MemorySink` to keep
+            results in memory), or None for a new folder ``runs/scope-<time>``.
         eval_data: fixed set for the landscape probes (default: ``curvature_data``).
         noise_data: ``(X, Y)`` that mini-batches for K are drawn from (default: ``curvature_data``).
         train_size, batch_size: N and S of training (for the break-even stability and K normalisation).
         bn_mode, params: passed to :class:`~sgdscope.Problem`.
         seed: seeds the measurements' own generator (never the global RNG).
         progress: show a progress bar over the probes of a step while they run.
+        strict: re-raise an exception raised inside a probe (default: record it and go on).
     """
 
     def __init__(
@@ -67,7 +79,7 @@ class Scope:
         curvature_data,
         probes: Iterable = (),
         *,
-        run_dir: str | Path | None = None,
+        sink: Sink | str | os.PathLike | None = None,
         eval_data=None,
         noise_data=None,
         train_size: int | None = None,
@@ -75,24 +87,21 @@ class Scope:
         bn_mode: str = "eval",
         params=None,
         seed: int = 0,
-        config: dict | None = None,
-        store: bool = True,
-        resume: bool = False,
-        overwrite: bool = False,
         lanczos_tol: float = 1e-3,
         progress: bool = False,
+        strict: bool = False,
     ):
         self.model = model
         self.problem = Problem(model, loss_fn, curvature_data, params=params, bn_mode=bn_mode)
         self.eval_problem = (
             self.problem if eval_data is None else self.problem.subproblem(eval_data)
         )
-        src = _concat(self.problem.batches) if noise_data is None else noise_data
-        self.source = (self.problem.place_inputs(src[0]), src[1].to(self.problem.device))
+        self.source = self.problem.place(concat_batches(self.problem.batches if noise_data is None else noise_data, "noise_data"))
         self.train_size = int(train_size or len(self.source[1]))
         self.batch_size = batch_size
         self.probes = list(probes)
         self.progress = progress
+        self.strict = strict
         names = [p.name for p in self.probes]
         if len(set(names)) != len(names):
             raise ValueError(f"probe names must be unique, got {names}")
@@ -106,19 +115,21 @@ class Scope:
         self._last_step: int | None = None
         self._stride: int | None = None
         self._regular = True
-        self.history: list[tuple[int, str, dict, float]] = []
-        self.store = None
-        if store:
-            from .run.store import RunStore
-
-            if run_dir is None:
-                run_dir = Path("runs") / f"scope-{datetime.now():%Y%m%d-%H%M%S}"
-            cfg = config if config is not None else {"scope": {"probes": names, "seed": seed, "bn_mode": bn_mode}}
-            self.store = RunStore(run_dir, config=cfg, resume=resume, overwrite=overwrite)
+        self.failures: dict[str, str] = {}  # probe name -> the last error it raised
+        self.owns_sink = sink is None or isinstance(sink, (str, os.PathLike))
+        if self.owns_sink:
+            if sink is None:
+                sink = Path("runs") / f"scope-{datetime.now():%Y%m%d-%H%M%S}"
+            config = {"scope": {"probes": {p.name: _probe_type(p) for p in self.probes}, "seed": seed, "bn_mode": bn_mode}}
+            sink = RunWriter(sink, config=config)
+        self.sink = sink
+        self.sink.declare({p.name: _probe_type(p) for p in self.probes})
 
     @property
     def run_dir(self) -> Path | None:
-        return None if self.store is None else Path(self.store.path)
+        """The run folder results are written to (None for a sink without one)."""
+        path = getattr(self.sink, "path", None)
+        return None if path is None else Path(path)
 
     def _train_grad(self) -> torch.Tensor | None:
         named = dict(self.model.named_parameters())
@@ -173,7 +184,7 @@ class Scope:
         if lr is None:
             lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else float("nan")
         if batch is not None:
-            batch = (self.problem.place_inputs(batch[0]), batch[1].to(self.problem.device))
+            batch = self.problem.place(batch)
         return StepContext(
             step=int(step),
             epoch=float("nan") if epoch is None else float(epoch),
@@ -205,24 +216,37 @@ class Scope:
             t0 = time.perf_counter()
             try:
                 values = probe(ctx)
-            except FloatingPointError as err:  # a diverging model: record it, let training decide
-                warnings.warn(f"probe {probe.name!r} at step {step}: {err}; recorded as non-finite", RuntimeWarning, stacklevel=3)
-                values = {"nonfinite": float("nan")}
+            except Exception as err:  # a failing measurement never ends the user's training
+                if self.strict:
+                    raise
+                values = self._failed(probe, step, err)
             _sync(self.problem.device)
             seconds = time.perf_counter() - t0
             out[probe.name] = values
-            self.history.append((int(step), probe.name, values, seconds))
-            if self.store is not None:
-                self.store.log(int(step), ctx.epoch, probe.name, values, seconds=seconds)
-        if self.store is not None:
-            self.store.flush()
+            self.sink.log(int(step), ctx.epoch, probe.name, values, seconds=seconds)
+        self.sink.flush()
         return out
+
+    def _failed(self, probe, step: int, err: Exception) -> dict:
+        """The values a failed probe records: NaN for each of its metrics and ``failed`` = 1."""
+        message = f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}".rstrip(": ")
+        if probe.name not in self.failures:
+            warnings.warn(f"probe {probe.name!r} failed at step {step} ({message}); its values are recorded as NaN "
+                          "and training goes on (Scope(strict=True) re-raises)", RuntimeWarning, stacklevel=4)
+        self.failures[probe.name] = f"step {step}: {message}"
+        values = {q.name: math.nan for q in QUANTITIES if q.type == _probe_type(probe) and not q.array and "{" not in q.name}
+        values["failed"] = 1.0
+        self.sink.set_status(getattr(self.sink, "state", "running"), message=self.failure_message, probe_errors=dict(self.failures))
+        return values
+
+    @property
+    def failure_message(self) -> str:
+        """One line naming each probe that failed, where, and its error ("" if none did)."""
+        return "; ".join(f"probe {name!r} failed at {err}" for name, err in self.failures.items())
 
     def log(self, step: int, name: str, values: dict, *, epoch: float | None = None) -> None:
         """Record values the loop computed itself (e.g. training loss) beside the probes'."""
-        self.history.append((int(step), name, values, math.nan))
-        if self.store is not None:
-            self.store.log(int(step), float("nan") if epoch is None else float(epoch), name, values)
+        self.sink.log(int(step), float("nan") if epoch is None else float(epoch), name, values)
 
     # ------------------------------------------------------------------ resume
     def state_dict(self) -> dict:
@@ -246,13 +270,20 @@ class Scope:
             if hasattr(p, "load_state_dict") and p.name in state["probes"]:
                 p.load_state_dict(state["probes"][p.name])
 
-    def close(self) -> None:
-        if self.store is not None:
-            self.store.flush()
-            self.store.close()
+    def close(self, state: str = "done", message: str = "") -> None:
+        """Flush the sink; a sink this Scope opened is closed and its run set to ``state``."""
+        self.sink.flush()
+        if self.owns_sink:
+            info = {"probe_errors": dict(self.failures)} if self.failures else {}
+            self.sink.set_status(state, message=message or self.failure_message, **info)
+            self.sink.close()
 
     def __enter__(self):
         return self
 
-    def __exit__(self, *exc):
-        self.close()
+    def __exit__(self, exc_type, exc, tb):
+        if exc_type is None:
+            self.close()
+        else:
+            state = "interrupted" if issubclass(exc_type, KeyboardInterrupt) else "failed"
+            self.close(state, f"{exc_type.__name__}: {exc}" if str(exc) else exc_type.__name__)

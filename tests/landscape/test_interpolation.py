@@ -90,5 +90,5 @@ def test_line_connected_and_errors():
     assert not line_connected(p, torch.tensor([-1.0]), torch.tensor([1.0]), threshold=0.2)
     with pytest.raises(ValueError, match="num_points must be >= 3"):
         interpolate_loss(p, torch.tensor([0.0]), torch.tensor([1.0]), num_points=2)
-    with pytest.raises(ValueError, match=r"\(1,\) parameter vector"):
+    with pytest.raises(ValueError, match=r"theta_a: expected a \(1,\) parameter vector, got shape \(2,\)"):
         interpolate_loss(p, torch.zeros(2), torch.zeros(2))

@@ -5,11 +5,11 @@ from sgdscope.noise import cosine, gradient_hessian_alignment, minibatch_indices
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn"])
-def test_alignment_equals_dense_quadratic_form(name, request, ref):
+def test_alignment_equals_dense_quadratic_form(name, request):
     case = request.getfixturevalue(name)
     p = case.problem()
     N = len(case.Y)
-    H = ref.dense_hessian(case)
+    H = case.hessian()
     evals, evecs = torch.linalg.eigh(H)
     V = evecs[:, -3:]
     sizes = [1, 4, N]
@@ -39,11 +39,11 @@ def test_alignment_equals_dense_quadratic_form(name, request, ref):
     assert float(a.std[-1]) == 0.0
 
 
-def test_alignment_without_vectors_on_problem_batches(mlp, ref):
+def test_alignment_without_vectors_on_problem_batches(mlp):
     p = mlp.problem()
     a = gradient_hessian_alignment(p, batch_sizes=[12], num_batches=3)  # M = N: no generator needed
     g = p.loss_and_grad()[1]
-    H = ref.dense_hessian(mlp)
+    H = mlp.hessian()
     assert float(a.mean[0]) == pytest.approx(float(g @ H @ g / (g @ g)), rel=1e-10)
     assert a.overlap_mean is None and a.overlap_samples is None
 

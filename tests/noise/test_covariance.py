@@ -31,17 +31,48 @@ def test_gram_spectrum_equals_explicit_covariance(rows):
     C, vals, vecs = explicit_cov(rows)
     s = covariance_spectrum(rows, k=4)
     torch.testing.assert_close(s.values, vals[:4], atol=1e-12, rtol=1e-10)
-    assert s.top == pytest.approx(float(vals[0]), rel=1e-10)
-    assert s.smallest_nonzero == pytest.approx(float(vals[L - 2]), rel=1e-8)
-    assert s.smallest_nonzero > 1e-8 * s.top and abs(float(s.spectrum[L - 1])) < 1e-12 * s.top  # rank L-1
+    assert s.lambda_1 == pytest.approx(float(vals[0]), rel=1e-10)
+    assert s.lambda_star == pytest.approx(float(vals[L - 2]), rel=1e-8)
+    assert s.lambda_star > 1e-8 * s.lambda_1 and abs(float(s.spectrum[L - 1])) < 1e-12 * s.lambda_1  # rank L-1
     assert s.trace == pytest.approx(float(torch.trace(C)), rel=1e-10)
-    assert s.conditioning == pytest.approx(float(vals[L - 2] / vals[0]), rel=1e-8)
+    assert s.ratio == pytest.approx(float(vals[L - 2] / vals[0]), rel=1e-8)
     torch.testing.assert_close(s.spectrum[: L - 1], vals[: L - 1], atol=1e-12, rtol=1e-8)
     assert s.vectors.shape == (rows.shape[1], 4)
     assert_same_vectors(s.vectors, vecs[:, :4])
     torch.testing.assert_close(C @ s.vectors, s.vectors * s.values, atol=1e-12, rtol=0)  # K e = lambda e
     torch.testing.assert_close(torch.linalg.vector_norm(s.vectors, dim=0), torch.ones(4, dtype=rows.dtype))
     assert (s.L, s.M, s.N, s.scale) == (L, 1, None, 1.0)
+    assert (s.lambda_1_per_example, s.trace_per_example) == (s.lambda_1, s.trace)  # M = 1: c = 1
+
+
+def test_minibatch_rows_give_the_papers_KM_and_c_times_it_per_example(mlp):
+    """K^M = (1/L) sum_l (g_l - gbar)(g_l - gbar)^T of App. C, built by hand from L mini-batch
+    gradients (autograd on a copy of the model), is the primary scale; c K^M the per-example one."""
+    N, M, L = 12, 3, 8
+    g = torch.Generator().manual_seed(7)
+    idx = [torch.randperm(N, generator=g)[:M] for _ in range(L)]
+    G = torch.stack([mlp.gradient(mlp.X[i], mlp.Y[i]) for i in idx]).double()  # (L, D)
+    gbar = sum(G) / L
+    KM = sum(torch.outer(r - gbar, r - gbar) for r in G) / L  # D x D, float64
+    vals = torch.linalg.eigvalsh(KM).flip(0)
+    s = covariance_spectrum(G, k=3, batch_size=M, population=N)
+    torch.testing.assert_close(s.values, vals[:3], atol=1e-14, rtol=1e-10)
+    torch.testing.assert_close(s.spectrum[: L - 1], vals[: L - 1], atol=1e-14, rtol=1e-8)
+    assert s.lambda_1 == pytest.approx(float(vals[0]), rel=1e-10)
+    assert s.lambda_star == pytest.approx(float(vals[L - 2]), rel=1e-8)
+    assert s.ratio == pytest.approx(float(vals[L - 2] / vals[0]), rel=1e-8)
+    assert s.trace == pytest.approx(float(torch.trace(KM)), rel=1e-10)
+    assert s.trace == pytest.approx(float(sum((r - gbar) @ (r - gbar) for r in G) / L), rel=1e-10)
+    c = M * (N - 1) / (N - M)  # 11/3
+    assert (s.scale, s.L, s.M, s.N) == (pytest.approx(c, rel=1e-15), L, M, N)
+    assert s.lambda_1_per_example == pytest.approx(c * float(vals[0]), rel=1e-10)
+    assert s.trace_per_example == pytest.approx(c * float(torch.trace(KM)), rel=1e-10)
+    # M and N only set the per-example factor: without N it is c = M, and K^M is unchanged
+    plain = covariance_spectrum(G, k=3, batch_size=M)
+    torch.testing.assert_close(plain.spectrum, s.spectrum, atol=0, rtol=0)
+    assert plain.trace == s.trace and plain.scale == M
+    assert plain.lambda_1_per_example == pytest.approx(M * float(vals[0]), rel=1e-10)
+    assert plain.trace_per_example == pytest.approx(M * float(torch.trace(KM)), rel=1e-10)
 
 
 def test_blockwise_gram_and_float32(rows, monkeypatch):
@@ -55,22 +86,26 @@ def test_blockwise_gram_and_float32(rows, monkeypatch):
 
 
 def test_minibatch_normalisation_is_exact_over_all_minibatches(mlp):
-    """Enumerating every size-M subset of N examples: the mean's covariance is (N-M)/(M(N-1)) K,
-    so the M > 1 estimate with population N equals the per-example K exactly."""
+    """Enumerating every size-M subset of N examples: the mean's covariance K^M is (N-M)/(M(N-1)) K,
+    so its per-example estimate c K^M with population N equals the per-example K exactly."""
     N, M = 7, 3
     P = per_example_gradients(mlp.problem(), (mlp.X[:N], mlp.Y[:N]))
     subsets = torch.tensor(list(itertools.combinations(range(N), M)))
     G = P[subsets].mean(1)  # (35, D), every mini-batch once
     per_ex = covariance_spectrum(P, k=4)
     mini = covariance_spectrum(G, k=4, batch_size=M, population=N)
-    assert mini.scale == pytest.approx(M * (N - 1) / (N - M))
-    torch.testing.assert_close(mini.values, per_ex.values, atol=1e-12, rtol=1e-9)
-    assert mini.trace == pytest.approx(per_ex.trace, rel=1e-10)
+    c = M * (N - 1) / (N - M)
+    assert mini.scale == pytest.approx(c)
+    torch.testing.assert_close(mini.values, per_ex.values / c, atol=1e-12, rtol=1e-9)  # K^M: the paper's scale
+    torch.testing.assert_close(mini.values * mini.scale, per_ex.values, atol=1e-12, rtol=1e-9)
+    assert mini.lambda_1_per_example == pytest.approx(per_ex.lambda_1, rel=1e-10)
+    assert mini.trace_per_example == pytest.approx(per_ex.trace, rel=1e-10)
     assert_same_vectors(mini.vectors, per_ex.vectors)
-    torch.testing.assert_close(mini.spectrum[: N - 1], per_ex.spectrum[: N - 1], atol=1e-12, rtol=1e-9)
-    # without a population, K = M Cov_M: the same eigenvectors, eigenvalues smaller by (N-1)/(N-M)
+    torch.testing.assert_close(mini.spectrum[: N - 1] * c, per_ex.spectrum[: N - 1], atol=1e-12, rtol=1e-9)
+    # without a population, c = M: the same K^M, a per-example estimate smaller by (N-1)/(N-M)
     plain = covariance_spectrum(G, k=4, batch_size=M)
-    torch.testing.assert_close(plain.values * (N - 1) / (N - M), per_ex.values, atol=1e-12, rtol=1e-9)
+    torch.testing.assert_close(plain.values, mini.values, atol=0, rtol=0)
+    assert plain.lambda_1_per_example * (N - 1) / (N - M) == pytest.approx(per_ex.lambda_1, rel=1e-9)
 
 
 def test_projection_ratio():
@@ -96,10 +131,10 @@ def test_uncentred_moment_equals_explicit(rows, mlp):
     m = uncentred_moment_top(rows, k=3)
     torch.testing.assert_close(m.values, vals.flip(0)[:3], atol=1e-12, rtol=1e-10)
     assert_same_vectors(m.vectors, vecs.flip(1)[:, :3])
-    assert m.top == pytest.approx(float(vals[-1]), rel=1e-10)
+    assert m.lambda_1 == pytest.approx(float(vals[-1]), rel=1e-10)
     assert m.trace == pytest.approx(float(torch.trace(Gm)), rel=1e-10)
     assert m.mean_sq_norm == pytest.approx(float(gbar @ gbar), rel=1e-12)
-    # from all mini-batches of M of N with the population factor: the same K + g g^T
+    # from all mini-batches of M of N with the population factor: the same K + g g^T (per-example scale)
     N, M = 7, 2
     P = per_example_gradients(mlp.problem(), (mlp.X[:N], mlp.Y[:N]))
     G = P[torch.tensor(list(itertools.combinations(range(N), M)))].mean(1)

@@ -9,9 +9,9 @@ from sgdscope.noise import minibatch_gradients, minibatch_indices, per_example_g
 ATOL = 1e-12
 
 
-def test_per_example_equals_autograd_loop(case, ref):
+def test_per_example_equals_autograd_loop(case):
     G = per_example_gradients(case.problem(), (case.X, case.Y))
-    expected = ref.loop_gradients(case)
+    expected = case.example_gradients()
     assert G.shape == (len(case.Y), case.problem().dim)
     assert G.dtype == torch.float64
     torch.testing.assert_close(G, expected, atol=ATOL, rtol=0)
@@ -36,7 +36,7 @@ def test_per_example_at_other_theta(mlp):
     torch.testing.assert_close(G, ref, atol=ATOL, rtol=0)
 
 
-def test_minibatch_is_mean_of_per_example_rows(case, ref):
+def test_minibatch_is_mean_of_per_example_rows(case):
     p = case.problem()
     N = len(case.Y)
     P = per_example_gradients(p, (case.X, case.Y))
@@ -46,7 +46,7 @@ def test_minibatch_is_mean_of_per_example_rows(case, ref):
     assert G.shape == (5, p.dim)
     torch.testing.assert_close(G, P[idx].mean(1), atol=ATOL, rtol=0)
     for l in range(5):  # and the autograd gradient of the mini-batch loss
-        torch.testing.assert_close(G[l], ref.batch_gradient(case, case.X[idx[l]], case.Y[idx[l]]), atol=ATOL, rtol=0)
+        torch.testing.assert_close(G[l], case.gradient(case.X[idx[l]], case.Y[idx[l]]), atol=ATOL, rtol=0)
 
 
 def test_indices_are_distinct_within_a_batch_and_seeded():
@@ -91,7 +91,7 @@ def test_sum_reduction_still_gives_mean_rows(mlp):
     torch.testing.assert_close(minibatch_gradients(p, (case.X, case.Y), indices=idx), P[idx].mean(1), atol=ATOL, rtol=0)
 
 
-def test_bn_train_mode(bn, ref):
+def test_bn_train_mode(bn):
     p = bn.problem(bn_mode="train")
     with pytest.raises(ValueError, match="bn_mode='eval'.*mini-batch"):
         per_example_gradients(p, (bn.X, bn.Y))
@@ -99,7 +99,7 @@ def test_bn_train_mode(bn, ref):
     idx = minibatch_indices(12, batch_size=6, num_batches=3, generator=torch.Generator().manual_seed(4))
     G = minibatch_gradients(p, (bn.X, bn.Y), indices=idx)
     for l in range(3):
-        expected = ref.batch_gradient(bn, bn.X[idx[l]], bn.Y[idx[l]], train=True)
+        expected = bn.gradient(bn.X[idx[l]], bn.Y[idx[l]], train=True)
         torch.testing.assert_close(G[l], expected, atol=ATOL, rtol=0)
     with pytest.raises(ValueError, match="chunk_size"):
         minibatch_gradients(p, (bn.X, bn.Y), indices=idx, chunk_size=2)
@@ -126,25 +126,25 @@ class _ItemGate(nn.Module):
         return x * 2.0 if x.abs().sum().item() >= 0 else x
 
 
-def test_fallback_for_models_vmap_cannot_transform(mlp, ref):
+def test_fallback_for_models_vmap_cannot_transform(mlp):
     case = dataclasses.replace(mlp, model=nn.Sequential(_ItemGate(), mlp.model))
     with pytest.warns(RuntimeWarning, match="falling back"):
         G = per_example_gradients(case.problem(), (case.X, case.Y), chunk_size=5)
-    torch.testing.assert_close(G, ref.loop_gradients(case), atol=ATOL, rtol=0)
+    torch.testing.assert_close(G, case.example_gradients(), atol=ATOL, rtol=0)
 
 
-def test_minibatch_rows_in_several_vmapped_calls_and_the_loop_fallback(mlp, ref, monkeypatch):
+def test_minibatch_rows_in_several_vmapped_calls_and_the_loop_fallback(mlp, monkeypatch):
     import sgdscope.noise.gradients as mod
 
     p = mlp.problem()
     idx = minibatch_indices(12, batch_size=3, num_batches=7, generator=torch.Generator().manual_seed(6))
-    expected = torch.stack([ref.batch_gradient(mlp, mlp.X[i], mlp.Y[i]) for i in idx])
+    expected = torch.stack([mlp.gradient(mlp.X[i], mlp.Y[i]) for i in idx])
     monkeypatch.setitem(mod._VMAP_EXAMPLES, "cpu", 6)  # two mini-batches per call: 4 calls for 7 rows
     torch.testing.assert_close(minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx), expected, atol=ATOL, rtol=0)
     case = dataclasses.replace(mlp, model=nn.Sequential(_ItemGate(), mlp.model))
     with pytest.warns(RuntimeWarning, match="looping over them"):
         G = minibatch_gradients(case.problem(), (case.X, case.Y), indices=idx)
-    torch.testing.assert_close(G, torch.stack([ref.batch_gradient(case, case.X[i], case.Y[i]) for i in idx]), atol=ATOL, rtol=0)
+    torch.testing.assert_close(G, torch.stack([case.gradient(case.X[i], case.Y[i]) for i in idx]), atol=ATOL, rtol=0)
 
 
 class _TwoInputs(nn.Module):

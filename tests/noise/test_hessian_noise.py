@@ -4,20 +4,20 @@ import torch
 from sgdscope.noise import hessian_noise_cosine
 
 
-def explicit(case, ref):
+def explicit(case):
     """CS(H, C) from the dense Hessian and the explicit D x D covariance of per-example gradients."""
-    P = ref.loop_gradients(case)
+    P = case.example_gradients()
     Dc = P - P.mean(0)
     C = Dc.T @ Dc / len(P)  # 1/n; CS does not depend on this scale
-    H = ref.dense_hessian(case)
+    H = case.hessian()
     tr_hc, tr_h2, tr_c2 = (H * C).sum(), (H * H).sum(), (C * C).sum()
     return float(tr_hc / (tr_h2 * tr_c2).sqrt()), float(tr_hc), float(tr_h2), float(tr_c2)
 
 
 @pytest.mark.parametrize("name", ["mlp", "cnn", "bn"])
-def test_exact_equals_explicit_matrices(name, request, ref):
+def test_exact_equals_explicit_matrices(name, request):
     case = request.getfixturevalue(name)
-    cs, tr_hc, tr_h2, tr_c2 = explicit(case, ref)
+    cs, tr_hc, tr_h2, tr_c2 = explicit(case)
     r = hessian_noise_cosine(case.problem(), method="exact")
     assert r.estimate == pytest.approx(cs, rel=1e-10)
     assert float(r) == r.estimate and r.stderr == 0.0
@@ -27,8 +27,8 @@ def test_exact_equals_explicit_matrices(name, request, ref):
     assert r.n == len(case.Y) and r.method == "exact" and -1 <= r.estimate <= 1
 
 
-def test_estimate_converges_within_its_error(cnn, ref):
-    cs, tr_hc, _, tr_c2 = explicit(cnn, ref)
+def test_estimate_converges_within_its_error(cnn):
+    cs, tr_hc, _, tr_c2 = explicit(cnn)
     p = cnn.problem()
     errors = []
     for probes in (50, 800):
@@ -41,8 +41,8 @@ def test_estimate_converges_within_its_error(cnn, ref):
     assert errors[1] < errors[0] / 2  # ~ 1/sqrt(probes)
 
 
-def test_estimate_with_a_subset_of_rows(mlp, ref):
-    cs = explicit(mlp, ref)[0]
+def test_estimate_with_a_subset_of_rows(mlp):
+    cs = explicit(mlp)[0]
     r = hessian_noise_cosine(
         mlp.problem(), num_matvecs=400, hc_samples=8, generator=torch.Generator().manual_seed(3), block_size=3
     )

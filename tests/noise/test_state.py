@@ -2,13 +2,14 @@
 import torch
 
 from sgdscope import noise
+from _oracles import assert_same_state, model_state
 
 
-def test_every_measurement_leaves_the_model_alone(bn, ref):
+def test_every_measurement_leaves_the_model_alone(bn):
     bn.model.train()
     for prm in bn.model.parameters():
         prm.grad = torch.full_like(prm, 0.5)
-    before = ref.snapshot(bn.model)
+    before = model_state(bn.model)
     data = (bn.X, bn.Y)
     g = torch.Generator().manual_seed(0)
     for mode in ("eval", "train"):
@@ -21,7 +22,7 @@ def test_every_measurement_leaves_the_model_alone(bn, ref):
     noise.per_example_gradients(p, data)
     noise.hessian_noise_cosine(p, num_matvecs=4, generator=g)
     noise.curvature_spread(p, torch.ones(p.dim, dtype=torch.float64), data)
-    ref.assert_same_state(before, ref.snapshot(bn.model))
+    assert_same_state(before, model_state(bn.model))
     assert all(torch.equal(prm.grad, torch.full_like(prm, 0.5)) for prm in bn.model.parameters())
     assert bn.model.training
 

@@ -71,7 +71,7 @@ def test_the_split_into_batches_does_not_change_the_hessian(kind):
 def test_sum_reduction_adds_the_batches():
     model, x, y = make_case("mlp")
     batches = _batches(x, y)
-    H = reference_hessian(model, batches, reduction="sum")
+    H = reference_hessian(model, batches, loss_fn=nn.CrossEntropyLoss(reduction="sum"))
     p = sgdscope.Problem(model, nn.CrossEntropyLoss(reduction="sum"), batches)
     torch.testing.assert_close(sgdscope.dense_hessian(p).matrix, H, rtol=1e-10, atol=1e-11)
 

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from sgdscope.run import read_status
+from sgdscope.store import read_status
 from sgdscope.run.config import load_config
 from sgdscope.run.trainer import train
 

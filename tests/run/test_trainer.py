@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 import sgdscope
-from sgdscope.run import checkpoint_steps, read_status
+from sgdscope.store import checkpoint_steps, read_status
 from sgdscope.run.config import resolve
 from sgdscope.run.trainer import train
 from _tiny_run import tiny_config
@@ -23,10 +23,10 @@ def test_a_run_records_probes_evaluation_and_checkpoints(tmp_path):
     run = train(resolve(tiny_config(tmp_path)), progress=False)
     assert read_status(run)["state"] == "done"
     df = _metrics(run)
-    assert set(df.probe) >= {"top_eigenvalues", "gradient_noise", "interpolation", "loss_change", "eval", "train"}
+    assert set(df.probe) >= {"top_eigenvalues", "gradient_noise", "interpolation", "loss_change", "evaluation", "train"}
     steps = 3 * 6  # 96 / 16 per epoch
     assert df[df.probe == "train"].step.max() == steps - 1
-    ev = df[(df.probe == "eval") & (df.name == "test_accuracy")]
+    ev = df[(df.probe == "evaluation") & (df.name == "test_accuracy")]
     assert len(ev) == 3 and ev.value.between(0, 1).all()
     assert list(df[(df.probe == "top_eigenvalues") & (df.name == "lambda_1")].step) == [0, 4, 8, 12, 16]
     # interpolation also runs at epoch ends and counts the epoch's barriers there
@@ -42,15 +42,16 @@ def test_same_seed_same_numbers_and_kill_then_resume_is_exact(tmp_path):
     # of step 10: the resume starts in the middle of the second epoch (6 steps per epoch)
     script = textwrap.dedent(f"""
         import os, signal
+        import sgdscope.run.build as B
         import sgdscope.run.trainer as T
         from sgdscope.probes import probe
         from sgdscope.run.config import resolve
         import sys; sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parents[1])!r})
         from _tiny_run import tiny_config
-        original = T.build_probes
+        original = B.build_probes
         def with_killer(*a, **k):
             return original(*a, **k) + [probe("killer", lambda ctx: os.kill(os.getpid(), signal.SIGKILL), every=[11])]
-        T.build_probes = with_killer
+        B.build_probes = with_killer
         T.train(resolve(tiny_config({str(tmp_path / 'b')!r})), progress=False)
     """)
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)

@@ -17,20 +17,9 @@ from ..problem import Problem
 __all__ = ["losses_at", "Interpolation", "interpolate_loss", "line_connected", "loss_along"]
 
 
-def _as_theta(problem: Problem, theta: torch.Tensor, what: str) -> torch.Tensor:
-    theta = torch.as_tensor(theta)
-    if theta.shape[-1:] != (problem.dim,):
-        raise ValueError(
-            f"{what}: expected a ({problem.dim},) parameter vector (or rows of them), got {tuple(theta.shape)}"
-        )
-    return theta.detach().to(device=problem.device, dtype=problem.dtype)
-
-
 def losses_at(problem: Problem, thetas: torch.Tensor, *, chunk_size: int = 16) -> torch.Tensor:
     """The loss of ``problem`` at each row of ``thetas`` (P, D) -> (P,)."""
-    thetas = _as_theta(problem, thetas, "losses_at")
-    if thetas.ndim != 2:
-        raise ValueError(f"losses_at: expected (P, {problem.dim}) rows, got {tuple(thetas.shape)}")
+    thetas = problem.check_theta(thetas, "losses_at: thetas", rows=True)
     if chunk_size < 1:
         raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
     frozen = problem.frozen_params()
@@ -75,7 +64,7 @@ def interpolate_loss(
     """The loss at ``num_points`` evenly spaced points from ``theta_a`` to ``theta_b``, ends included."""
     if num_points < 3:
         raise ValueError(f"num_points must be >= 3 (two ends and an interior point), got {num_points}")
-    a, b = _as_theta(problem, theta_a, "theta_a"), _as_theta(problem, theta_b, "theta_b")
+    a, b = problem.check_theta(theta_a, "theta_a"), problem.check_theta(theta_b, "theta_b")
     alphas = torch.linspace(0, 1, num_points, dtype=problem.dtype, device=problem.device)
     losses = losses_at(problem, torch.lerp(a[None], b[None], alphas[:, None]))
     ends = torch.maximum(losses[0], losses[-1])
@@ -105,7 +94,7 @@ def loss_along(
 ) -> torch.Tensor:
     """L(theta + k direction) for each k of ``ks`` (K,) -> (K,) (poster 2a: direction = the expected
     SGD step along the top eigenvector)."""
-    theta = _as_theta(problem, theta, "theta")
-    direction = _as_theta(problem, direction, "direction")
+    theta = problem.check_theta(theta, "theta")
+    direction = problem.check_theta(direction, "direction")
     ks = torch.as_tensor(ks, dtype=problem.dtype).to(problem.device).reshape(-1)
     return losses_at(problem, theta[None] + ks[:, None] * direction[None])

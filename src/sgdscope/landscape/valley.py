@@ -17,7 +17,7 @@ import torch
 from ..linalg import hutchinson_trace
 from ..operators import hessian_op
 from ..problem import Problem
-from .interpolation import _as_theta, line_connected
+from .interpolation import line_connected
 
 __all__ = ["Projection", "project_to_valley", "ProjectedPath", "projected_path", "TraceProfile", "trace_along"]
 
@@ -46,7 +46,7 @@ def project_to_valley(
     is below ``threshold`` or ``max_steps`` steps were taken. Pure: the model is not changed."""
     if lr <= 0 or max_steps < 0 or not 0 <= momentum < 1:
         raise ValueError(f"need lr > 0, max_steps >= 0 and momentum in [0, 1), got {lr}, {max_steps}, {momentum}")
-    theta = _as_theta(problem, theta, "theta").clone()
+    theta = problem.check_theta(theta, "theta").clone()  # the result never aliases the caller's tensor
     velocity = None
     for step in range(max_steps + 1):
         loss, grad = problem.loss_and_grad(theta)
@@ -147,9 +147,7 @@ def trace_along(
 ) -> TraceProfile:
     """Tr H of ``problem`` at each row of ``thetas`` (P, D), with error bars (noise paper §4.3, Fig. 3):
     :func:`~sgdscope.hutchinson_trace` with ``num_matvecs`` probes, ``block_size`` at a time."""
-    thetas = _as_theta(problem, thetas, "thetas")
-    if thetas.ndim != 2:
-        raise ValueError(f"trace_along: expected (P, {problem.dim}) rows, got {tuple(thetas.shape)}")
+    thetas = problem.check_theta(thetas, "trace_along: thetas", rows=True)
     ests = [
         hutchinson_trace(hessian_op(problem, t), num_matvecs, generator=generator, block_size=block_size)
         for t in thetas

@@ -12,16 +12,6 @@ import torch
 from ..operators.linop import LinOp
 
 
-def random_vector(dim: int, *, dtype, device, generator: torch.Generator | None, rademacher: bool = False):
-    """A (dim,) Gaussian (or Rademacher) vector drawn from ``generator`` on its own device."""
-    gdev = generator.device if generator is not None else "cpu"
-    if rademacher:
-        v = torch.randint(0, 2, (dim,), generator=generator, device=gdev).to(dtype) * 2 - 1
-    else:
-        v = torch.randn(dim, generator=generator, device=gdev, dtype=dtype)
-    return v.to(device=device, dtype=dtype)
-
-
 class Basis:
     """Vectors are stored as rows (``_Q[j]`` contiguous), so appending one and projecting against
     all of them are contiguous passes; :attr:`Q` and :attr:`HQ` are the usual (D, m) views."""

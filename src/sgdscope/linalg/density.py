@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import torch
 
 from ..operators.linop import LinOp
-from ._basis import Basis, random_vector
+from ._basis import Basis
+from ._draws import gaussian
 from .estimate import Estimate
 
 __all__ = ["spectral_density", "SpectralDensity"]
@@ -63,7 +64,7 @@ def spectral_density(
     weights = torch.zeros(num_runs, steps, dtype=torch.float64)
     for r in range(num_runs):
         basis = Basis(op, steps)
-        basis.add(random_vector(D, dtype=op.dtype, device=op.device, generator=generator))
+        basis.add(gaussian(D, dtype=op.dtype, device=op.device, generator=generator))
         while basis.m < steps and basis.add(basis.HQ[:, -1]):
             pass
         theta, S = basis.ritz()

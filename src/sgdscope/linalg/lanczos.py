@@ -18,7 +18,8 @@ import torch
 from tqdm.auto import tqdm
 
 from ..operators.linop import LinOp
-from ._basis import Basis, random_vector
+from ._basis import Basis
+from ._draws import gaussian
 
 __all__ = ["lanczos", "LanczosResult"]
 
@@ -91,7 +92,7 @@ def lanczos(
         start = v0 if v0.ndim == 1 else (v0 / torch.linalg.vector_norm(v0, dim=0).clamp_min(1e-300)).sum(1)
         basis.add(start.to(op.device))  # a zero or non-finite start is refused: random below
     if basis.m == 0:
-        basis.add(random_vector(D, dtype=op.dtype, device=op.device, generator=generator))
+        basis.add(gaussian(D, dtype=op.dtype, device=op.device, generator=generator))
 
     bar = tqdm(total=max_iter, initial=basis.m, desc=f"lanczos top-{k} {which}", unit="Hv", leave=False, disable=not progress)
     converged = False
@@ -116,7 +117,7 @@ def lanczos(
             # the residual lies in span(Q) numerically: an invariant subspace; restart randomly
             added = False
             for _ in range(3):
-                if basis.add(random_vector(D, dtype=op.dtype, device=op.device, generator=generator)):
+                if basis.add(gaussian(D, dtype=op.dtype, device=op.device, generator=generator)):
                     added = True
                     break
             if not added:

@@ -11,15 +11,15 @@ from __future__ import annotations
 import torch
 
 from ..operators.linop import LinOp
+from ._draws import rademacher
 from .estimate import Estimate
 
 __all__ = ["hutchinson_trace", "hutchpp_trace", "frobenius_sq"]
 
 
-def _rademacher(D: int, n: int, op: LinOp, generator) -> torch.Tensor:
-    gdev = generator.device if generator is not None else "cpu"
-    z = torch.randint(0, 2, (D, n), generator=generator, device=gdev)
-    return (2 * z - 1).to(device=op.device, dtype=op.dtype)
+def _probes(D: int, n: int, op: LinOp, generator) -> torch.Tensor:
+    """(D, n) Rademacher probes in the operator's dtype and device."""
+    return rademacher((D, n), dtype=op.dtype, device=op.device, generator=generator)
 
 
 def _products(op: LinOp, Z: torch.Tensor, block_size: int) -> torch.Tensor:
@@ -36,7 +36,7 @@ def _check(num_matvecs: int, least: int, block_size: int):
 def hutchinson_trace(op: LinOp, num_matvecs: int = 100, *, generator=None, block_size: int = 1) -> Estimate:
     """Tr(H) from ``num_matvecs`` Rademacher probes; ``block_size`` probes go through ``op`` at once."""
     _check(num_matvecs, 2, block_size)
-    Z = _rademacher(op.shape[0], num_matvecs, op, generator)
+    Z = _probes(op.shape[0], num_matvecs, op, generator)
     samples = (Z * _products(op, Z, block_size)).sum(0)
     return Estimate.from_samples(samples, num_matvecs)
 
@@ -48,10 +48,10 @@ def hutchpp_trace(op: LinOp, num_matvecs: int = 102, *, generator=None, block_si
     D = op.shape[0]
     s = max(1, min(num_matvecs // 3, D))
     n = num_matvecs - 2 * s
-    S = _rademacher(D, s, op, generator)
+    S = _probes(D, s, op, generator)
     Q, _ = torch.linalg.qr(_products(op, S, block_size))
     low_rank = float(torch.trace(Q.T @ _products(op, Q, block_size)).double())
-    Z = _rademacher(D, n, op, generator)
+    Z = _probes(D, n, op, generator)
     Z = Z - Q @ (Q.T @ Z)
     samples = (Z * _products(op, Z, block_size)).sum(0)
     return Estimate.from_samples(samples, num_matvecs, offset=low_rank)
@@ -60,6 +60,6 @@ def hutchpp_trace(op: LinOp, num_matvecs: int = 102, *, generator=None, block_si
 def frobenius_sq(op: LinOp, num_matvecs: int = 100, *, generator=None, block_size: int = 1) -> Estimate:
     """||H||_F^2 = Tr(H^2) = E||H z||^2 over Rademacher z."""
     _check(num_matvecs, 2, block_size)
-    Z = _rademacher(op.shape[0], num_matvecs, op, generator)
+    Z = _probes(op.shape[0], num_matvecs, op, generator)
     samples = (_products(op, Z, block_size) ** 2).sum(0)
     return Estimate.from_samples(samples, num_matvecs)

@@ -44,7 +44,8 @@ def unit_columns(V: torch.Tensor) -> torch.Tensor:
 
 
 def per_example_scale(batch_size: int, population: int | None) -> float:
-    """The factor c with K = c Cov_M: M, or M (N-1)/(N-M) for M of N examples drawn without replacement."""
+    """The factor c from App. C's K^M (rows of M examples) to the per-example covariance K = c K^M:
+    M (N-1)/(N-M) for M of N examples drawn without replacement, or M without N (N >> M)."""
     M = int(batch_size)
     if M < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")

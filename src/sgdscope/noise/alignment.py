@@ -14,10 +14,11 @@ from dataclasses import dataclass
 
 import torch
 
+from .._batches import Pool
 from ..operators.hessian import hessian_op
 from ..problem import Problem
-from ._data import _Pool, minibatch_indices
-from .gradients import _theta, minibatch_gradients
+from ._data import minibatch_indices
+from .gradients import minibatch_gradients
 
 __all__ = ["gradient_hessian_alignment", "Alignment", "cosine"]
 
@@ -89,8 +90,8 @@ def gradient_hessian_alignment(
     sizes = tuple(int(m) for m in (batch_sizes if hasattr(batch_sizes, "__iter__") else [batch_sizes]))
     if not sizes:
         raise ValueError("batch_sizes: expected at least one mini-batch size, got none")
-    theta = _theta(problem, theta)
-    pool = _Pool(problem.batches if source is None else source)
+    theta = problem.check_theta(theta)
+    pool = Pool(problem.batches if source is None else source)
     N = len(pool)
     Q = None
     if hessian_vectors is not None:

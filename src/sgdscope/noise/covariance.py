@@ -1,23 +1,36 @@
-"""The spectrum of the gradient covariance K from L gradient rows, by the Gram trick.
+"""The spectrum of the gradient covariance from L gradient rows, by the Gram trick.
 
 Normalisation (Break-Even §3 and App. C)
 ---------------------------------------
-Rows ``g_1..g_L`` are gradients of mini-batches of M examples (M = 1: per-example gradients),
-``gbar = (1/L) sum_l g_l`` their mean (the estimate of the full gradient) and
-``d_l = g_l - gbar``. The covariance of size-M mini-batch gradients is estimated with **1/L**,
+Rows ``g_1..g_L`` are the gradients of L mini-batches of M examples each (M = 1: per-example
+gradients). The full-batch gradient g is estimated by their mean ``gbar = (1/L) sum_l g_l``.
+The **primary** quantity, on the paper's scale, is App. C's
 
-    Cov_M = (1/L) sum_l d_l d_l^T,   i.e. the Gram matrix K^M_ij = (1/L) <d_i, d_j>   (App. C),
+    K^M = (1/L) sum_l (g_l - gbar)(g_l - gbar)^T,   Gram matrix  K^M_ij = (1/L) <g_i - gbar, g_j - gbar>,
 
-the convention of the paper, and the one under which L = N per-example rows give exactly the
-paper's ``K = (1/N) sum_i (g_i - g)(g_i - g)^T``. (Multiply by L/(L-1) for the unbiased estimate.)
-A mean of M examples drawn without replacement from N has covariance ``(N-M)/(M(N-1)) K``, so
-the per-example covariance reported here is
+with 1/L and no rescaling: ``values``, ``spectrum``, ``trace``, ``lambda_1``, ``lambda_star`` and
+``ratio`` of :class:`CovarianceSpectrum` are those of K^M, the numbers Break-Even reports as
+lambda_K^1, lambda_K^*, lambda_K^*/lambda_K^1 and Tr K (e.g. SimpleCNN on CIFAR-10, M = 128:
+max lambda_K^1 = 0.68 at lr 0.1 and 3.30 at lr 0.01). Centring on gbar removes one dimension:
+L rows give at most L-1 nonzero eigenvalues, and lambda_* (the smallest nonzero one) is the
+(L-1)-th largest (App. C). With the L = N per-example rows of a whole set, K^1 is exactly the
+per-example ``K = (1/N) sum_i (g_i - g)(g_i - g)^T`` of Break-Even §3.
 
-    K = c Cov_M,   c = M (N-1)/(N-M)  when ``population`` N is given,  c = M  otherwise (N >> M).
+Per-example scale (explicit names only). The gradient of M examples drawn without replacement
+from N has covariance ``Cov_M = (N-M)/(M(N-1)) K``, so
 
-Every eigenvalue, the trace and the spectrum are those of K (divide by ``scale`` = c for the
-paper's raw K^M of App. C). Centring removes one dimension: L rows give at most L-1 nonzero
-eigenvalues, and lambda_* (the smallest nonzero one) is the (L-1)-th largest.
+    c K^M estimates K,   c = ``scale`` = M (N-1)/(N-M)  with ``population`` N,   c = M  without (N >> M),
+
+reported as ``scale``, ``lambda_1_per_example`` = c lambda_1 and ``trace_per_example`` = c Tr K^M
+(up to the factor (L-1)/L of centring, below). This scale compares runs with different M (for
+M = 128 of N = 5085 examples, c = 131.3); with all size-M subsets of N as the rows, c K^M is
+exactly the K of the N per-example rows.
+
+Estimating g by gbar, as the paper does: ``E[Tr K^M] = E[(1/L) sum_l ||g_l - gbar||^2] =
+(L-1)/L Tr Cov_M`` for independent mini-batches (multiply by L/(L-1) for the unbiased
+estimate). Centring on the full-batch gradient g instead would cost one more full gradient, make
+the estimate unbiased, ``E[(1/L) sum_l ||g_l - g||^2] = Tr Cov_M``, and lose no dimension: L
+nonzero eigenvalues instead of L-1 (lambda_* would then be the L-th).
 """
 from __future__ import annotations
 
@@ -32,14 +45,18 @@ __all__ = ["covariance_spectrum", "CovarianceSpectrum", "projection_ratio"]
 
 @dataclass(frozen=True)
 class CovarianceSpectrum:
-    """Eigen-summary of the per-example gradient covariance K estimated from L rows of M examples.
+    """Eigen-summary of App. C's K^M from L mini-batch gradient rows of M examples each.
+
+    Primary values are on the paper's K^M scale (1/L over the centred rows, no rescaling); the
+    per-example K is ``scale`` times them (module docstring).
 
     Attributes:
-        values: (k,) the k largest eigenvalues of K, descending (units: squared loss gradient).
-        vectors: (D, k) their unit eigenvectors in parameter space (``K e = lambda e``), sign arbitrary.
-        spectrum: (L,) all eigenvalues of the (scaled) Gram matrix, descending; the last is ~0.
-        trace: Tr(K) = c (1/L) sum_l ||g_l - gbar||^2.
-        scale: c, the factor from Cov_M to K (M, or M (N-1)/(N-M)).
+        values: (k,) the k largest eigenvalues of K^M, descending (units: squared loss gradient).
+        vectors: (D, k) their unit eigenvectors in parameter space (``K^M e = lambda e``), sign
+            arbitrary; the same for the per-example K, which differs by the factor ``scale``.
+        spectrum: (L,) all eigenvalues of the Gram matrix of K^M, descending; the last is ~0.
+        trace: Tr K^M = (1/L) sum_l ||g_l - gbar||^2.
+        scale: c, the factor from K^M to the per-example K: M (N-1)/(N-M), or M without N.
         L, M, N: rows, examples per row, population (None if not given).
     """
 
@@ -53,19 +70,30 @@ class CovarianceSpectrum:
     N: int | None
 
     @property
-    def top(self) -> float:
-        """lambda_1, the largest eigenvalue of K (Break-Even's lambda_K^1)."""
+    def lambda_1(self) -> float:
+        """The largest eigenvalue of K^M (Break-Even's lambda_K^1, as reported in the paper)."""
         return float(self.spectrum[0])
 
     @property
-    def smallest_nonzero(self) -> float:
-        """lambda_*, the (L-1)-th largest eigenvalue of K (Break-Even App. C's lambda_K^*)."""
+    def lambda_star(self) -> float:
+        """lambda_*, the (L-1)-th largest eigenvalue of K^M (App. C's smallest nonzero one, lambda_K^*)."""
         return float(self.spectrum[self.L - 2])
 
     @property
-    def conditioning(self) -> float:
-        """lambda_* / lambda_1 (Break-Even Conjecture 2; larger is better conditioned)."""
-        return self.smallest_nonzero / self.top
+    def ratio(self) -> float:
+        """lambda_* / lambda_1 (Break-Even Conjecture 2; an inverse condition number, larger is better
+        conditioned; the same on either scale)."""
+        return self.lambda_star / self.lambda_1
+
+    @property
+    def lambda_1_per_example(self) -> float:
+        """c lambda_1, the largest eigenvalue of the per-example covariance K estimated as c K^M."""
+        return self.scale * self.lambda_1
+
+    @property
+    def trace_per_example(self) -> float:
+        """c Tr K^M, the trace of the per-example covariance K (Break-Even App. C: (1/N) sum_i ||g_i - g||^2)."""
+        return self.scale * self.trace
 
 
 def covariance_spectrum(
@@ -75,19 +103,30 @@ def covariance_spectrum(
     batch_size: int = 1,
     population: int | None = None,
 ) -> CovarianceSpectrum:
-    """Top-k eigenpairs, lambda_*, and trace of the gradient covariance K from L rows.
+    """Top-k eigenpairs, lambda_*, and trace of App. C's K^M from L gradient rows.
+
+    The primary scale is the paper's, with g estimated by the mean row ``gbar = (1/L) sum_l g_l``:
+
+        K^M = (1/L) sum_l (g_l - gbar)(g_l - gbar)^T,   K^M_ij = (1/L) <g_i - gbar, g_j - gbar>   (App. C),
+
+    so ``values``, ``spectrum``, ``trace``, ``lambda_1``, ``lambda_star`` and ``ratio`` are K^M's,
+    with no factor of M. The per-example covariance is ``K = c K^M``,
+    ``c = M (N-1)/(N-M)`` (``c = M`` without ``population``): ``scale``, ``lambda_1_per_example``
+    and ``trace_per_example``. Centring on gbar leaves L-1 nonzero eigenvalues and
+    ``E[Tr K^M] = (L-1)/L Tr Cov_M`` (Cov_M: the covariance of one size-M mini-batch gradient);
+    centring on the full-batch gradient instead would give L nonzero eigenvalues and the unbiased
+    ``E[(1/L) sum_l ||g_l - g||^2] = Tr Cov_M`` (module docstring).
 
     Uses the (L, L) Gram matrix of the centred rows (never a D x D matrix; memory O(L D) for the
     rows plus O(L^2)); eigenvectors are mapped back to parameter space as ``D^T u / ||D^T u||``.
-    See the module docstring for the normalisation: 1/L over the rows, times M (or
-    ``M (N-1)/(N-M)`` with ``population=N``) to give the per-example K.
 
     Args:
         G: (L, D) gradient rows, e.g. from :func:`per_example_gradients` (M = 1) or
             :func:`minibatch_gradients` (M = ``batch_size``); L >= 2.
         k: eigenpairs to return, in [1, L-1].
-        batch_size: M, the examples averaged in each row.
-        population: N, the size of the set the mini-batches are drawn from without replacement.
+        batch_size: M, the examples averaged in each row (used only for the per-example scale c).
+        population: N, the size of the set the mini-batches are drawn from without replacement
+            (used only for c).
     """
     check_rows(G, "covariance_spectrum", least=2)
     L = G.shape[0]
@@ -95,14 +134,15 @@ def covariance_spectrum(
         raise ValueError(f"k must be in [1, L-1={L - 1}] (centring leaves L-1 nonzero eigenvalues), got {k}")
     c = per_example_scale(batch_size, population)
     mean = G.mean(0)
-    spectrum, U = top_eigh(gram(G, mean) * (c / L))
+    KM = gram(G, mean) / L  # (L, L) Gram matrix of K^M, float64
+    spectrum, U = top_eigh(KM)
     Uk = U[:, :k].to(device=G.device, dtype=G.dtype)
     vectors = unit_columns((Uk.T @ G - Uk.sum(0)[:, None] * mean).T)  # D^T U, row-major: one pass over G
     return CovarianceSpectrum(
         values=spectrum[:k].to(device=G.device, dtype=G.dtype),
         vectors=vectors,
         spectrum=spectrum.to(device=G.device, dtype=G.dtype),
-        trace=float(spectrum.sum()),
+        trace=float(torch.trace(KM)),
         scale=c,
         L=L,
         M=int(batch_size),

@@ -19,18 +19,11 @@ import warnings
 import torch
 from torch.func import grad, vmap
 
+from .._batches import Pool
 from ..problem import Problem
-from ._data import _Pool, _length, minibatch_indices
+from ._data import minibatch_indices
 
 __all__ = ["per_example_gradients", "minibatch_gradients"]
-
-
-def _theta(problem: Problem, theta):
-    if theta is None:
-        return problem.theta()
-    if theta.shape != (problem.dim,):
-        raise ValueError(f"theta must have shape ({problem.dim},), got {tuple(theta.shape)}")
-    return theta.detach().to(problem.device, problem.dtype)
 
 
 def _check_per_example(problem: Problem, what: str):
@@ -53,16 +46,6 @@ def _single_loss(problem: Problem, frozen):
         return problem.batch_loss(theta, (unsqueeze(x), y.unsqueeze(0)), frozen=frozen)
 
     return f
-
-
-def _place(problem: Problem, batch):
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        raise TypeError(f"batch: expected an (inputs, targets) pair, got {type(batch).__name__}")
-    x, y = batch
-    x = tuple(x) if isinstance(x, list) else x
-    if _length(x) != len(y):
-        raise ValueError(f"batch: {_length(x)} inputs but {len(y)} targets")
-    return problem.place_inputs(x), y.to(problem.device)
 
 
 def _chunk(problem: Problem, chunk_size: int | None) -> int:
@@ -109,8 +92,8 @@ def per_example_gradients(
     """
     _check_per_example(problem, "per_example_gradients")
     chunk_size = _chunk(problem, chunk_size)
-    theta = _theta(problem, theta)
-    x, y = _place(problem, batch)
+    theta = problem.check_theta(theta)
+    x, y = problem.place(batch)
     B = len(y)
     out = torch.empty(B, problem.dim, dtype=problem.dtype, device=problem.device)
     frozen = problem.frozen_params()
@@ -154,7 +137,7 @@ def _vmapped_rows(problem: Problem, theta, pool, indices, frozen, out) -> bool:
     per_batch = vmap(grad(batch_loss), in_dims=(None, 0, 0))
     for lo in range(0, L, rows):
         idx = indices[lo : lo + rows]
-        x, y = _place(problem, pool.gather(idx.reshape(-1)))
+        x, y = problem.place(pool.gather(idx.reshape(-1)))
         x = tuple(t.unflatten(0, idx.shape) for t in x) if isinstance(x, tuple) else x.unflatten(0, idx.shape)
         try:
             out[lo : lo + len(idx)] = per_batch(theta, x, y.unflatten(0, idx.shape))
@@ -200,8 +183,9 @@ def minibatch_gradients(
 
     Args:
         problem: model, loss and parameter selection.
-        source: ``(X, Y)`` tensors of a data set, or a list of ``(inputs, targets)`` batches (one
-            pool of N examples); default: the problem's own batches.
+        source: ``(X, Y)`` tensors of a data set, a list of ``(inputs, targets)`` batches, a
+            map-style Dataset or a DataLoader (read once): one pool of N examples, in order
+            (:class:`~sgdscope._batches.Pool`); default: the problem's own batches.
         batch_size: M, in [1, N] (not used when ``indices`` is given).
         num_batches: L >= 1 (ignored when ``indices`` is given).
         generator: the ``torch.Generator`` that draws the mini-batches (not needed for M = N).
@@ -214,7 +198,7 @@ def minibatch_gradients(
     Returns:
         (L, D) tensor on the problem's device and dtype.
     """
-    pool = _Pool(problem.batches if source is None else source)
+    pool = Pool(problem.batches if source is None else source)
     if indices is None:
         if batch_size is None:
             raise ValueError("minibatch_gradients: give batch_size (with num_batches and generator) or indices")
@@ -233,7 +217,7 @@ def minibatch_gradients(
             f"chunk_size={chunk} < M={M} would split mini-batches whose batch-norm statistics (bn_mode='train') "
             "depend on all their examples; leave chunk_size=None"
         )
-    theta = _theta(problem, theta)
+    theta = problem.check_theta(theta)
     frozen = problem.frozen_params()
     per_row = 1.0 / M if problem.reduction == "sum" else None
     out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
@@ -247,6 +231,6 @@ def minibatch_gradients(
             row.zero_()
             for lo in range(0, M, chunk):
                 part = indices[l, lo : lo + chunk]
-                g = _autograd_grad(problem, theta, _place(problem, pool.gather(part)), frozen)
+                g = _autograd_grad(problem, theta, problem.place(pool.gather(part)), frozen)
                 row.add_(g, alpha=per_row if per_row is not None else len(part) / M)
     return out

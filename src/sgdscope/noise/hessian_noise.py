@@ -27,15 +27,16 @@ from dataclasses import dataclass
 
 import torch
 
+from .._batches import concat_batches
 from ..linalg.estimate import Estimate
 from ..linalg.trace import frobenius_sq
 from ..operators.dense import dense_hessian
 from ..operators.hessian import hessian_op
 from ..problem import Problem
-from ._data import _Pool, _check_generator
+from ._data import _check_generator
 from ._gram import gram
 from .alignment import quadratic_forms
-from .gradients import _theta, per_example_gradients
+from .gradients import per_example_gradients
 
 __all__ = ["hessian_noise_cosine", "HessianNoiseCosine"]
 
@@ -74,11 +75,6 @@ def _exact(value, matvecs: int) -> Estimate:
     return Estimate(v, 0.0, torch.tensor([v], dtype=torch.float64), matvecs)
 
 
-def _all_examples(problem: Problem, batch):
-    pool = _Pool(problem.batches if batch is None else batch)
-    return pool.gather(torch.arange(len(pool)))
-
-
 def hessian_noise_cosine(
     problem: Problem,
     batch=None,
@@ -113,8 +109,9 @@ def hessian_noise_cosine(
         raise ValueError(f"block_size must be >= 1, got {block_size}")
     if method == "estimate":
         _check_generator(generator, "hessian_noise_cosine(method='estimate')")
-    theta = _theta(problem, theta)
-    Dc = per_example_gradients(problem, _all_examples(problem, batch), chunk_size=chunk_size, theta=theta)
+    theta = problem.check_theta(theta)
+    examples = concat_batches(problem.batches if batch is None else batch, "batch")
+    Dc = per_example_gradients(problem, examples, chunk_size=chunk_size, theta=theta)
     n = Dc.shape[0]
     if n < 2:
         raise ValueError(f"hessian_noise_cosine: C needs at least 2 examples, got n={n}")

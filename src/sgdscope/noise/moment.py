@@ -3,6 +3,12 @@
 For the negative log-likelihood, ``H = C + g g^T + (second-order term)`` (Walk App. B, eqs. 6-11),
 with ``C = (1/N) sum_i (g_i - g)(g_i - g)^T``: so lambda_1(C + g g^T) is the Gauss-Newton-like
 part of lambda_H^1 (and Break-Even §3 Assumption 2 compares it with the Hessian's top).
+
+Scale: **per example**. Here K is the per-example covariance C, estimated from mini-batch rows
+as ``c K^M`` (App. C's K^M times ``c = M (N-1)/(N-M)``, or M without N; see
+:mod:`sgdscope.noise.covariance`), not the paper's K^M that :func:`covariance_spectrum` reports
+as primary: the comparison with lambda_H^1 is with the per-example C of Walk eq. 2, and adding
+``gbar gbar^T`` to K^M (whose noise shrinks like 1/M) would mix two scales.
 """
 from __future__ import annotations
 
@@ -17,12 +23,12 @@ __all__ = ["uncentred_moment_top", "MomentSpectrum"]
 
 @dataclass(frozen=True)
 class MomentSpectrum:
-    """Top eigenpairs of ``K + gbar gbar^T``.
+    """Top eigenpairs of ``K + gbar gbar^T``, K the per-example covariance ``c K^M`` (per-example scale).
 
     Attributes:
         values: (k,) largest eigenvalues, descending.
         vectors: (D, k) unit eigenvectors.
-        trace: Tr(K) + ||gbar||^2.
+        trace: Tr(K) + ||gbar||^2 = c Tr K^M + ||gbar||^2.
         mean_sq_norm: ||gbar||^2, the part of the trace carried by the mean gradient.
         L, M, N: rows, examples per row, population (None if not given).
     """
@@ -36,7 +42,8 @@ class MomentSpectrum:
     N: int | None
 
     @property
-    def top(self) -> float:
+    def lambda_1(self) -> float:
+        """The largest eigenvalue of K + gbar gbar^T (per-example scale), to compare with lambda_H^1."""
         return float(self.values[0])
 
 
@@ -49,8 +56,9 @@ def uncentred_moment_top(
 ) -> MomentSpectrum:
     """Top-k eigenpairs of the uncentred moment ``K + gbar gbar^T`` from L gradient rows.
 
-    ``K`` is normalised as in :func:`covariance_spectrum` (1/L over the rows, times
-    ``c = M`` or ``M (N-1)/(N-M)``) and ``gbar`` is the mean row. For per-example rows (M = 1)
+    On the **per-example** scale: ``K = c K^M = (c/L) sum_l (g_l - gbar)(g_l - gbar)^T``, i.e.
+    :func:`covariance_spectrum`'s K^M times its ``scale`` ``c = M (N-1)/(N-M)`` (``c = M``
+    without ``population``), and ``gbar`` is the mean row. For per-example rows (M = 1)
     this is exactly ``(1/L) sum_l g_l g_l^T`` = C + g g^T of Walk App. B. The Gram trick runs on
     the L + 1 rows ``A = [sqrt(c/L) (g_l - gbar); gbar]``, since ``A^T A = K + gbar gbar^T``.
 

@@ -16,7 +16,7 @@ import torch
 from torch.func import jvp, vmap
 
 from ..problem import Problem
-from .gradients import _check_per_example, _chunk, _place, _single_loss, _slice, _theta
+from .gradients import _check_per_example, _chunk, _single_loss, _slice
 
 __all__ = ["curvature_spread", "CurvatureSpread", "stability"]
 
@@ -66,14 +66,13 @@ def curvature_spread(
         theta: (D,) parameters (default: the model's current ones).
     """
     _check_per_example(problem, "curvature_spread")
-    if v.shape != (problem.dim,):
-        raise ValueError(f"v must have shape ({problem.dim},), got {tuple(v.shape)}")
+    v = problem.check_theta(v, "v")
     norm = torch.linalg.vector_norm(v)
     if not torch.isfinite(norm) or norm == 0:
         raise ValueError(f"v must be a finite nonzero direction, got norm {float(norm)}")
-    e = (v / norm).detach().to(problem.device, problem.dtype)
-    theta = _theta(problem, theta)
-    x, y = _place(problem, batch)
+    e = v / norm
+    theta = problem.check_theta(theta)
+    x, y = problem.place(batch)
     chunk_size = _chunk(problem, chunk_size) if chunk_size is not None else max(1, len(y))
     f = _single_loss(problem, problem.frozen_params())
 

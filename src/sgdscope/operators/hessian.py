@@ -4,16 +4,20 @@ Two ways to apply H, same values (tested against a dense oracle):
 
 * **retained graph** (default when it fits): the gradient of every batch is built once with
   ``create_graph=True`` and kept; each product is then one backward pass through it,
-  ``H v = d(g . v)/dtheta`` (about 1-1.5 gradients per product after a one-gradient set-up, the
-  trick PyHessian uses). Iterative solvers apply H dozens of times at one theta, so this wins;
-  the retained tensors are counted while the graph is built and, above ``cache_bytes``, it is
-  dropped for the streaming path.
+  ``H v = d(g . v)/dtheta`` (the trick PyHessian uses), after a one-off set-up that builds the
+  graph. Iterative solvers apply H dozens of times at one theta, so this wins; the retained
+  tensors are counted while the graph is built and, above ``cache_bytes``, it is dropped for the
+  streaming path.
 * **forward-over-reverse** (``torch.func.jvp`` of ``torch.func.grad``), streaming over the batches
-  with nothing retained (about 2-3 gradients per product); a (D, k) block is ``vmap``ped over
-  its k tangents.
+  with nothing retained; a (D, k) block is ``vmap``ped over its k tangents.
 
-Modules ``torch.func`` cannot transform (a custom ``autograd.Function`` without forward-mode
-support...) are served by double backprop, chosen automatically with a warning.
+What each costs in gradients, and the set-up, is measured by ``benchmarks/curvature.py`` (its
+last recorded run, in ``benchmarks/README.md``: on SimpleCNN a retained-graph product costs about
+half a streamed one).
+
+The retained graph is plain autograd, so it serves any model. On the streaming path, modules
+``torch.func`` cannot transform (a custom ``autograd.Function`` without forward-mode support...)
+are served by double backprop, chosen automatically with a warning.
 """
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ class HessianOp(FunctionOp):
         if backend not in _BACKENDS:
             raise ValueError(f"backend must be one of {_BACKENDS}, got {backend!r}")
         self.problem = problem
-        self.theta = (problem.theta() if theta is None else theta.detach()).to(problem.device, problem.dtype)
+        # a copy: later in-place steps on the caller's tensor do not move the operator
+        self.theta = problem.theta() if theta is None else problem.check_theta(theta).clone()
         self.backend = self.requested = backend
         self.cache_bytes = int(cache_bytes)
         self._graphs = None  # [(weight, gradient with graph)] once built

@@ -21,6 +21,8 @@ from typing import Callable
 
 import torch
 
+from ..linalg._draws import gaussian
+
 __all__ = [
     "NOISE_KINDS",
     "sgd_noise_scale",
@@ -95,11 +97,6 @@ def noise_covariance(eigenvectors: torch.Tensor, variances: torch.Tensor) -> tor
     return (eigenvectors * variances[..., None, :]) @ eigenvectors.transpose(-1, -2)
 
 
-def _randn(shape, *, generator, dtype, device) -> torch.Tensor:
-    gdev = generator.device if generator is not None else torch.device("cpu")
-    return torch.randn(shape, generator=generator, device=gdev, dtype=dtype).to(device)
-
-
 def sample_subspace_noise(
     eigenvectors: torch.Tensor, variances: torch.Tensor, *, generator: torch.Generator | None
 ) -> torch.Tensor:
@@ -108,7 +105,7 @@ def sample_subspace_noise(
         raise ValueError(
             f"{eigenvectors.shape[-1]} eigenvectors but {variances.shape[-1]} variances; expected equal counts"
         )
-    z = _randn(variances.shape, generator=generator, dtype=eigenvectors.dtype, device=eigenvectors.device)
+    z = gaussian(variances.shape, generator=generator, dtype=eigenvectors.dtype, device=eigenvectors.device)
     return (eigenvectors @ (variances.sqrt() * z)[..., None])[..., 0]
 
 
@@ -118,4 +115,4 @@ def sample_isotropic_noise(
     """xi ~ N(0, scale * I) of the given shape (the full-space baseline)."""
     if scale < 0:
         raise ValueError(f"noise scale must be >= 0, got {scale}")
-    return scale**0.5 * _randn(tuple(shape), generator=generator, dtype=dtype, device=device)
+    return scale**0.5 * gaussian(tuple(shape), generator=generator, dtype=dtype, device=device)

@@ -19,8 +19,27 @@ __all__ = [
     "gradient_noise", "hessian_noise", "alignment", "stability",
     "loss_change", "distance_from_init", "gradient_cosine", "bn_scale_norm", "evaluation",
     "interpolation", "sharpest_directions", "predictions",
-    "break_even",
+    "break_even", "BY_TYPE",
 ]
+
+BY_TYPE = {  # probe type (sgdscope.quantities) -> factory
+    "top_eigenvalues": top_eigenvalues,
+    "hessian_norms": hessian_norms,
+    "hessian_trace": hessian_trace,
+    "spectral_density": spectral_density,
+    "gradient_noise": gradient_noise,
+    "hessian_noise": hessian_noise,
+    "alignment": alignment,
+    "stability": stability,
+    "loss_change": loss_change,
+    "distance_from_init": distance_from_init,
+    "gradient_cosine": gradient_cosine,
+    "bn_scale_norm": bn_scale_norm,
+    "evaluation": evaluation,
+    "interpolation": interpolation,
+    "sharpest_directions": sharpest_directions,
+    "predictions": predictions,
+}
 
 
 def break_even(every=100, *, k: int = 1, num_batches: int = 25, batch_size: int | None = None) -> list:

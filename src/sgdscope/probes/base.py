@@ -1,6 +1,8 @@
-"""The probe protocol: ``name``, ``schedule(step, epoch_end) -> bool``, ``probe(ctx) -> dict``.
+"""The probe protocol: ``name``, ``type``, ``schedule(step, epoch_end) -> bool``, ``probe(ctx) -> dict``.
 
-Values are floats (stored as metric rows) or tensors with ndim >= 1 (stored as arrays).
+``type`` is the probe type of :mod:`sgdscope.quantities` (for a user's own probe: its name);
+``name`` is the instance's label, by default the type. Values are floats (stored as metric
+rows) or tensors with ndim >= 1 (stored as arrays), named as the vocabulary lists them.
 Probes that keep state between calls also implement ``state_dict`` / ``load_state_dict`` so a
 resumed run is exact.
 """
@@ -18,6 +20,7 @@ __all__ = ["Probe", "FunctionProbe", "probe"]
 @runtime_checkable
 class Probe(Protocol):
     name: str
+    type: str
     schedule: Schedule
 
     def __call__(self, ctx: StepContext) -> dict: ...
@@ -30,12 +33,18 @@ class FunctionProbe:
     ``before``: whether ``fn`` reads the previous step's parameters or gradient
     (``ctx.theta_before``, ``ctx.prev_grad``, ``ctx.grad()`` without a training gradient), which
     the :class:`~sgdscope.Scope` then keeps a copy of before each step this probe fires at.
+    ``type``: the probe type its values are recorded under (default: ``name``).
     """
 
     name: str
     schedule: Schedule
     fn: Callable[[StepContext], dict]
     before: bool = True
+    type: str = ""
+
+    def __post_init__(self):
+        if not self.type:
+            self.type = self.name
 
     def __call__(self, ctx: StepContext) -> dict:
         return self.fn(ctx)

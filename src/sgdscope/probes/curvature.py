@@ -20,7 +20,7 @@ from .schedule import as_schedule
 __all__ = ["top_eigenvalues", "hessian_norms", "hessian_trace", "spectral_density"]
 
 
-def top_eigenvalues(k: int = 10, *, every=100, name: str = "hessian_top") -> FunctionProbe:
+def top_eigenvalues(k: int = 10, *, every=100, name: str = "top_eigenvalues") -> FunctionProbe:
     """``lambda_1``..``lambda_k`` (descending), ``max_residual``, ``matvecs``; array ``eigenvalues``."""
     if not 1 <= k <= 100:
         raise ValueError(f"top_eigenvalues: k must be in [1, 100], got {k}")
@@ -31,7 +31,7 @@ def top_eigenvalues(k: int = 10, *, every=100, name: str = "hessian_top") -> Fun
         out.update(max_residual=float(res.residuals.max()), matvecs=float(res.matvecs), eigenvalues=res.values.detach())
         return out
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="top_eigenvalues")
 
 
 def hessian_norms(num_matvecs: int = 20, *, every=100, name: str = "hessian_norms") -> FunctionProbe:
@@ -50,7 +50,7 @@ def hessian_norms(num_matvecs: int = 20, *, every=100, name: str = "hessian_norm
             "frobenius_stderr": fro.stderr / (2 * norm) if norm > 0 else float("nan"),
         }
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="hessian_norms")
 
 
 def hessian_trace(num_matvecs: int = 30, *, method: str = "hutchpp", every=100, name: str = "hessian_trace") -> FunctionProbe:
@@ -63,14 +63,14 @@ def hessian_trace(num_matvecs: int = 30, *, method: str = "hutchpp", every=100, 
         est = estimators[method](ctx.hessian(), num_matvecs, generator=ctx.tracker.generator)
         return {"trace": est.estimate, "trace_stderr": est.stderr}
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="hessian_trace")
 
 
-def spectral_density(num_runs: int = 2, lanczos_steps: int = 40, grid: int = 200, *, every="epoch_end", name: str = "hessian_density") -> FunctionProbe:
+def spectral_density(num_runs: int = 2, lanczos_steps: int = 40, grid: int = 200, *, every="epoch_end", name: str = "spectral_density") -> FunctionProbe:
     """Arrays ``grid`` and ``density`` (SLQ, Gaussian broadening at 1% of the range)."""
 
     def fn(ctx):
         d = _slq(ctx.hessian(), num_runs=num_runs, lanczos_steps=lanczos_steps, grid=grid, generator=ctx.tracker.generator)
         return {"grid": d.grid, "density": d.estimate, "nodes": d.nodes.flatten(), "weights": d.weights.flatten()}
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="spectral_density")

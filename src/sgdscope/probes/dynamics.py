@@ -26,10 +26,10 @@ def loss_change(*, every=100, name: str = "loss_change") -> FunctionProbe:
         after = ctx.loss_after()
         return {"delta_loss": before - after, "loss_before": before, "loss_after": after}
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, type="loss_change")
 
 
-def distance_from_init(*, every=100, name: str = "distance") -> FunctionProbe:
+def distance_from_init(*, every=100, name: str = "distance_from_init") -> FunctionProbe:
     """``from_init`` = ||theta - theta_0|| and ``step_norm`` = ||theta_after - theta_before||."""
 
     def fn(ctx):
@@ -38,7 +38,7 @@ def distance_from_init(*, every=100, name: str = "distance") -> FunctionProbe:
             "step_norm": float(torch.linalg.vector_norm(ctx.theta_after - ctx.theta_before)),
         }
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, type="distance_from_init")
 
 
 def gradient_cosine(*, every=100, name: str = "gradient_cosine") -> FunctionProbe:
@@ -50,10 +50,10 @@ def gradient_cosine(*, every=100, name: str = "gradient_cosine") -> FunctionProb
         g = ctx.grad()
         return {"cosine": float(torch.dot(g, ctx.prev_grad) / (g.norm() * ctx.prev_grad.norm()).clamp_min(1e-30))}
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, type="gradient_cosine")
 
 
-def bn_scale_norm(*, every=100, name: str = "bn_gamma") -> FunctionProbe:
+def bn_scale_norm(*, every=100, name: str = "bn_scale_norm") -> FunctionProbe:
     """``last`` = ||gamma|| of the last batch-norm layer, ``all`` = over all of them (NaN without BN)."""
 
     def fn(ctx):
@@ -62,7 +62,7 @@ def bn_scale_norm(*, every=100, name: str = "bn_gamma") -> FunctionProbe:
             return {"last": float("nan"), "all": float("nan")}
         return {"last": float(gammas[-1].norm()), "all": float(torch.cat([g.reshape(-1) for g in gammas]).norm())}
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="bn_scale_norm")
 
 
 def _loss_acc(problem, theta, x, y):
@@ -70,7 +70,7 @@ def _loss_acc(problem, theta, x, y):
     return float(problem.loss_fn(out, y)), float((out.argmax(-1) == y).double().mean())
 
 
-def evaluation(sets: dict, *, every="epoch_end", name: str = "eval") -> FunctionProbe:
+def evaluation(sets: dict, *, every="epoch_end", name: str = "evaluation") -> FunctionProbe:
     """``{set}_loss`` and ``{set}_accuracy`` for each named ``(X, Y)`` set (e.g. train subset, val)."""
     if not sets:
         raise ValueError("evaluation: give at least one named (X, Y) set")
@@ -82,4 +82,4 @@ def evaluation(sets: dict, *, every="epoch_end", name: str = "eval") -> Function
             out[f"{key}_loss"], out[f"{key}_accuracy"] = loss, acc
         return out
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="evaluation")

@@ -31,6 +31,8 @@ class interpolation:  # noqa: N801 - a probe factory that keeps a counter, named
         self.num_points = num_points
         self.schedule = as_schedule(every) | as_schedule("epoch_end")
         self.name = name
+        self.type = "interpolation"
+        self.before = True
         self._crossed = 0
         self._probed = 0
 
@@ -62,7 +64,7 @@ class sharpest_directions:  # noqa: N801
     """``step_e1`` (= dtheta_1), ``lambda_1``, ``dloss_alpha_{0.5,1,2}``, ``cos_e{i}``; array ``loss_along``
     (over ``grid``), ``grid``."""
 
-    def __init__(self, k: int = 5, *, grid=None, alphas=(0.5, 1.0, 2.0), num_batches: int = 5, batch_size: int | None = None, every=100, name: str = "sharpest"):
+    def __init__(self, k: int = 5, *, grid=None, alphas=(0.5, 1.0, 2.0), num_batches: int = 5, batch_size: int | None = None, every=100, name: str = "sharpest_directions"):
         if num_batches < 1 or k < 1:
             raise ValueError(f"sharpest_directions: need k >= 1 and num_batches >= 1, got k={k}, num_batches={num_batches}")
         self.k = k
@@ -72,6 +74,8 @@ class sharpest_directions:  # noqa: N801
         self.batch_size = batch_size
         self.schedule = as_schedule(every)
         self.name = name
+        self.type = "sharpest_directions"
+        self.before = True
 
     def __call__(self, ctx) -> dict:
         res = ctx.top_eigen(self.k)

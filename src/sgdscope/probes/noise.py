@@ -1,9 +1,12 @@
 """Gradient-noise probes (Break-Even §4, App. C; Walk eq. 4; noise paper eq. 35).
 
-* ``gradient_noise``: from L mini-batch gradients of size M at the current parameters:
-  lambda_K^1, lambda_K^*, lambda_K^*/lambda_K^1, Tr(K) of the per-example covariance K
-  (normalised as in :func:`sgdscope.noise.covariance_spectrum`), and ||g|| / ||g_5|| of the
-  step's mini-batch gradient against the top-5 eigenvectors of K (§4.3).
+* ``gradient_noise``: from L mini-batch gradients g_l of size M drawn from the N examples of the
+  noise source, at the current parameters, the spectrum of App. C's
+  ``K^M = (1/L) sum_l (g_l - gbar)(g_l - gbar)^T`` (gbar the mean of the L rows) on the paper's
+  scale: lambda_K^1, lambda_K^*, lambda_K^*/lambda_K^1, Tr K^M; the per-example estimate
+  ``c K^M``, ``c = M (N-1)/(N-M)``, under explicit ``*_per_example`` names; M, L, N; and
+  ||g|| / ||g_5|| of the step's mini-batch gradient against the top-5 eigenvectors (§4.3).
+  Normalisation: :mod:`sgdscope.noise.covariance`.
 * ``hessian_noise``: the cosine similarity CS(H, C) (noise paper eq. 35), scalable estimate.
 * ``alignment``: g^T H g / ||g||^2 for a list of batch sizes (Walk eq. 4, Fig. 5).
 * ``stability``: the break-even stability quantity (Break-Even eq. 1) along e_H^1.
@@ -20,29 +23,43 @@ from .schedule import as_schedule
 __all__ = ["gradient_noise", "hessian_noise", "alignment", "stability"]
 
 
-def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int = 5, *, every=100, name: str = "noise") -> FunctionProbe:
-    """``lambda_1``, ``lambda_star``, ``ratio`` (= lambda_* / lambda_1), ``trace``, ``g_ratio``
-    (= ||g|| / ||g_k||); array ``spectrum``. ``batch_size`` M defaults to the training batch size."""
+def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int = 5, *, every=100, name: str = "gradient_noise") -> FunctionProbe:
+    """The gradient-noise covariance of Break-Even App. C from L = ``num_batches`` mini-batch
+    gradients of M = ``batch_size`` examples (default: the training batch size, clipped to N)
+    drawn from the N examples of the noise source with the tracker's generator.
+
+    Values, on the paper's scale ``K^M = (1/L) sum_l (g_l - gbar)(g_l - gbar)^T`` (no factor M):
+    ``lambda_1`` (lambda_K^1), ``lambda_star`` (lambda_K^*, the (L-1)-th eigenvalue),
+    ``ratio`` = lambda_star / lambda_1, ``trace`` = Tr K^M, and array ``spectrum`` (L,).
+    Per-example scale ``K = c K^M``, ``c = M (N-1)/(N-M)``: ``lambda_1_per_example``,
+    ``trace_per_example``. ``M``, ``L``, ``N`` as floats, and ``g_ratio`` = ||g|| / ||g_k|| of
+    the step's mini-batch gradient against the top-``k`` eigenvectors (when the step's gradient
+    or batch is known).
+    """
     if num_batches < 2 or not 1 <= k < num_batches:
         raise ValueError(f"gradient_noise: need num_batches >= 2 and 1 <= k < num_batches, got L={num_batches}, k={k}")
 
     def fn(ctx):
-        M = batch_size or ctx.batch_size or 128
         N = len(ctx.source[1])
-        M = min(M, N)
+        M = min(batch_size or ctx.batch_size or 128, N)
         spec = covariance_spectrum(ctx.minibatch_gradients(num_batches, M), k=k, batch_size=M, population=N)
         out = {
-            "lambda_1": spec.top,
-            "lambda_star": spec.smallest_nonzero,
-            "ratio": spec.conditioning,
+            "lambda_1": spec.lambda_1,
+            "lambda_star": spec.lambda_star,
+            "ratio": spec.ratio,
             "trace": spec.trace,
+            "lambda_1_per_example": spec.lambda_1_per_example,
+            "trace_per_example": spec.trace_per_example,
+            "M": float(M),
+            "L": float(spec.L),
+            "N": float(N),
             "spectrum": spec.spectrum,
         }
         if ctx.train_grad is not None or ctx.batch is not None:
             out["g_ratio"] = float(projection_ratio(ctx.grad(), spec.vectors))
         return out
 
-    return FunctionProbe(name, as_schedule(every), fn)
+    return FunctionProbe(name, as_schedule(every), fn, type="gradient_noise")
 
 
 def hessian_noise(num_matvecs: int = 20, num_examples: int = 64, *, every="epoch_end", name: str = "hessian_noise") -> FunctionProbe:
@@ -54,7 +71,7 @@ def hessian_noise(num_matvecs: int = 20, num_examples: int = 64, *, every="epoch
         res = hessian_noise_cosine(ctx.problem, (x[:n], y[:n]), num_matvecs=num_matvecs, generator=ctx.tracker.generator, theta=ctx.theta_after)
         return {"cosine": float(res.estimate), "stderr": float(res.stderr)}
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="hessian_noise")
 
 
 def alignment(batch_sizes=(8, 32, 128), num_batches: int = 10, *, every=100, name: str = "alignment") -> FunctionProbe:
@@ -71,7 +88,7 @@ def alignment(batch_sizes=(8, 32, 128), num_batches: int = 10, *, every=100, nam
             out[f"mean_M{m}"], out[f"std_M{m}"] = float(mu), float(sd)
         return out
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="alignment")
 
 
 def stability(num_examples: int = 64, *, every=100, name: str = "stability") -> FunctionProbe:
@@ -94,4 +111,4 @@ def stability(num_examples: int = 64, *, every=100, name: str = "stability") -> 
         S = max(ctx.batch_size, 1)
         return {"value": float(_stability(ctx.lr, S, max(ctx.train_size, 2), lam, s2)), "lambda_1": lam, "s2": s2}
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="stability")

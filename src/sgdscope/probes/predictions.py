@@ -15,4 +15,4 @@ def predictions(x: torch.Tensor, *, every=100, name: str = "predictions", chunk:
     def fn(ctx):
         return {"probs": torch.softmax(ctx.problem.outputs(ctx.theta_after, x, chunk=chunk), -1).float()}
 
-    return FunctionProbe(name, as_schedule(every), fn, before=False)
+    return FunctionProbe(name, as_schedule(every), fn, before=False, type="predictions")

@@ -1,33 +1,10 @@
-"""Running experiments: the run store (one directory per run) and readers of stored runs."""
-from .load import (
-    checkpoint_steps,
-    find_runs,
-    is_run_dir,
-    list_arrays,
-    list_runs,
-    load_arrays,
-    load_checkpoint,
-    load_run,
-    load_sweep,
-    read_config,
-    read_status,
-)
-from .store import STATES, RunStore
-from .tensorboard import export_tensorboard
+"""Running experiments from configs: config, setup, a run's pieces (build, checkpoint, step) and the loop."""
+from .build import Run, build_run
+from .checkpointing import restore, save_checkpoint
+from .config import ConfigError, load_config, resolve
+from .trainer import run_dir_for, train, train_step
 
 __all__ = [
-    "RunStore",
-    "STATES",
-    "load_run",
-    "load_arrays",
-    "list_arrays",
-    "read_config",
-    "read_status",
-    "list_runs",
-    "load_sweep",
-    "find_runs",
-    "is_run_dir",
-    "load_checkpoint",
-    "checkpoint_steps",
-    "export_tensorboard",
+    "Run", "build_run", "restore", "save_checkpoint", "train_step", "train", "run_dir_for",
+    "ConfigError", "load_config", "resolve",
 ]

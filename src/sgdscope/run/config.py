@@ -20,7 +20,7 @@ import inspect
 from pathlib import Path
 from typing import Any
 
-from . import _toml
+from ..store import _toml
 
 __all__ = ["DEFAULTS", "ConfigError", "resolve", "load_config", "apply_overrides", "SCHEDULE_KEYS"]
 
@@ -153,14 +153,14 @@ def _check_probes(probes: dict) -> None:
         if kind not in PROBE_TYPES:
             raise ConfigError(f"probes.{name}: unknown probe type {kind!r}; allowed: {', '.join(sorted(PROBE_TYPES))}")
         params = inspect.signature(PROBE_TYPES[kind]).parameters
-        allowed = [p for p in params if p not in ("every", "name", "x")] + ["type", *SCHEDULE_KEYS]
+        allowed = [p for p in params if p not in ("every", "name", "x", "sets")] + ["type", *SCHEDULE_KEYS]
         bad = [k for k in table if k not in allowed]
         if bad:
             raise ConfigError(f"probes.{name}: unknown key(s) {', '.join(map(repr, bad))}; allowed: {', '.join(allowed)}")
         if not any(k in table for k in SCHEDULE_KEYS):
             raise ConfigError(f"probes.{name}: give a schedule, one or more of {', '.join(SCHEDULE_KEYS)}")
         try:  # the probe's own checks of its arguments and schedule
-            build_probes({name: table}, total_steps=100, test_x=None)
+            build_probes({name: table}, total_steps=100, test_x=None, evaluation_sets={"train": None})
         except (ValueError, TypeError) as err:
             raise ConfigError(f"probes.{name}: {err}") from err
 
@@ -172,11 +172,15 @@ def _check_names(cfg: dict) -> None:
         name = cfg[section]["name"].replace("-", "_") if section == "data" else cfg[section]["name"]
         if name not in names:
             raise ConfigError(f"config key '{section}.name' must be one of {', '.join(names)}; got {cfg[section]['name']!r}")
-    from .optimizers import optimizer_names
+    from .optimizers import check_optimizer, optimizer_names
 
     opt = cfg["optimizer"]["name"]
     if opt.lower() not in optimizer_names():
         raise ConfigError(f"config key 'optimizer.name' must be one of {', '.join(optimizer_names())}; got {opt!r}")
+    try:
+        check_optimizer(cfg["optimizer"])
+    except ValueError as err:
+        raise ConfigError(str(err)) from None
 
 
 def resolve(config: dict) -> dict:

@@ -15,7 +15,7 @@ import copy
 from pathlib import Path
 
 from .config import resolve
-from .load import load_run
+from ..store import load_run
 from .trainer import train
 
 __all__ = ["demo_config", "run_demo", "summarize"]
@@ -35,12 +35,12 @@ def demo_config(lr: float, out: str = "runs/demo", epochs: int = 20) -> dict:
         "train": {"epochs": epochs, "batch_size": 32, "log_every": 4},
         "measure": {"curvature_fraction": 0.2, "eval_examples": 0},
         "probes": {
-            "hessian_top": {"type": "top_eigenvalues", "k": 5, "log_spaced": 25, "every": every},
-            "noise": {"type": "gradient_noise", "num_batches": 25, "batch_size": 32, "log_spaced": 25, "every": every},
+            "top_eigenvalues": {"k": 5, "log_spaced": 25, "every": every},
+            "gradient_noise": {"num_batches": 25, "batch_size": 32, "log_spaced": 25, "every": every},
             "loss_change": {"every": every},
             "stability": {"every": every},
             "interpolation": {"every": 1, "num_points": 10},
-            "sharpest": {"type": "sharpest_directions", "k": 3, "every": 4 * every},
+            "sharpest_directions": {"k": 3, "every": 4 * every},
             "predictions": {"every": every},
         },
     })
@@ -53,17 +53,17 @@ def summarize(run_dirs: dict[float, Path]):
     rows = []
     for lr, path in run_dirs.items():
         df = load_run(path)
-        get = lambda probe, name: df[(df.probe == probe) & (df.name == name)]["value"]
+        get = lambda kind, name: df[(df.type == kind) & (df.name == name)]["value"]
         rows.append({
             "lr": lr,
-            "max lambda_H^1": get("hessian_top", "lambda_1").max(),
-            "final lambda_H^1": get("hessian_top", "lambda_1").iloc[-1],
-            "max lambda_K^1": get("noise", "lambda_1").max(),
-            "max lambda_K*/lambda_K^1": get("noise", "ratio").max(),
+            "max lambda_H^1": get("top_eigenvalues", "lambda_1").max(),
+            "final lambda_H^1": get("top_eigenvalues", "lambda_1").iloc[-1],
+            "max lambda_K^1": get("gradient_noise", "lambda_1").max(),
+            "max lambda_K*/lambda_K^1": get("gradient_noise", "ratio").max(),
             "barriers crossed": int(get("interpolation", "crossed").sum()),
             "steps probed": int(get("interpolation", "crossed").count()),
-            "final train acc": get("eval", "train_accuracy").iloc[-1],
-            "final test acc": get("eval", "test_accuracy").iloc[-1],
+            "final train acc": get("evaluation", "train_accuracy").iloc[-1],
+            "final test acc": get("evaluation", "test_accuracy").iloc[-1],
         })
     return pd.DataFrame(rows).set_index("lr")
 

@@ -2,11 +2,13 @@
 NudgedSGD and NoisyGD, and any ``torch.optim`` optimizer (case-insensitive class name)."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from ..optim import NoisyGD, NudgedSGD
 
-__all__ = ["build_optimizer", "optimizer_names", "is_full_batch"]
+__all__ = ["build_optimizer", "optimizer_names", "is_full_batch", "check_optimizer"]
 
 _OURS = ("sgd", "gd", "nudged_sgd", "noisy_gd")
 
@@ -26,6 +28,29 @@ def optimizer_names() -> list[str]:
 def is_full_batch(name: str) -> bool:
     """GD and noisy GD take the whole training set every step."""
     return name.lower() in ("gd", "noisy_gd")
+
+
+def _keywords(name: str) -> list[str]:
+    """The config keys an optimizer takes (besides ``name`` and ``lr``)."""
+    cls = {"sgd": torch.optim.SGD, "gd": torch.optim.SGD, "nudged_sgd": NudgedSGD, "noisy_gd": NoisyGD}.get(name)
+    cls = cls or _torch_optimizers()[name]
+    skip = {"self", "params", "lr", "problem", "generator"}
+    keys = [p.name for p in inspect.signature(cls.__init__).parameters.values()
+            if p.name not in skip and p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)]
+    return sorted(set(keys) | {"momentum", "weight_decay"})
+
+
+def check_optimizer(cfg: dict) -> None:
+    """Raise ValueError naming an ``optimizer`` key the optimizer does not take (with the keys it
+    takes) or a value it refuses (by building it on one dummy parameter, as torch checks values)."""
+    name = cfg["name"].lower()
+    allowed = _keywords(name)
+    bad = [k for k in cfg if k not in ("name", "lr", *allowed)]
+    if bad:
+        raise ValueError(f"config key 'optimizer.{bad[0]}' is not an argument of {cfg['name']!r}; "
+                         f"allowed: name, lr, {', '.join(allowed)}")
+    if name not in ("nudged_sgd", "noisy_gd"):  # those need a problem; their checks run when the run is built
+        build_optimizer(cfg, torch.nn.Linear(1, 1))
 
 
 def build_optimizer(cfg: dict, model: torch.nn.Module, *, problem=None, generator: torch.Generator | None = None):
@@ -54,5 +79,5 @@ def build_optimizer(cfg: dict, model: torch.nn.Module, *, problem=None, generato
         if momentum:
             extra["momentum"] = momentum
         return cls(params, lr=lr, **extra, **opts)
-    except TypeError as err:
+    except (TypeError, ValueError) as err:
         raise ValueError(f"optimizer {cfg['name']!r}: {err}") from err

@@ -5,23 +5,8 @@ from .. import probes as P
 
 __all__ = ["PROBE_TYPES", "build_probes"]
 
-PROBE_TYPES = {
-    "top_eigenvalues": P.top_eigenvalues,
-    "hessian_norms": P.hessian_norms,
-    "hessian_trace": P.hessian_trace,
-    "spectral_density": P.spectral_density,
-    "gradient_noise": P.gradient_noise,
-    "hessian_noise": P.hessian_noise,
-    "alignment": P.alignment,
-    "stability": P.stability,
-    "loss_change": P.loss_change,
-    "distance_from_init": P.distance_from_init,
-    "gradient_cosine": P.gradient_cosine,
-    "bn_scale_norm": P.bn_scale_norm,
-    "interpolation": P.interpolation,
-    "sharpest_directions": P.sharpest_directions,
-    "predictions": P.predictions,
-}
+PROBE_TYPES = P.BY_TYPE
+_FROM_DATA = ("x", "sets")  # filled from the data, not the config: predictions' inputs, evaluation's sets
 
 
 def _schedule(table: dict, total_steps: int) -> P.Schedule:
@@ -42,8 +27,9 @@ def _schedule(table: dict, total_steps: int) -> P.Schedule:
     return sched
 
 
-def build_probes(tables: dict, *, total_steps: int, test_x=None) -> list:
-    """One probe per table; ``predictions`` gets ``test_x``, the fixed test subset."""
+def build_probes(tables: dict, *, total_steps: int, test_x=None, evaluation_sets=None) -> list:
+    """One probe per table, named by the table; ``predictions`` gets ``test_x`` (the fixed test
+    subset), ``evaluation`` gets ``evaluation_sets`` (``{"train": (X, Y), ...}``)."""
     out = []
     for name, table in tables.items():
         kind = table.get("type", name)
@@ -51,5 +37,7 @@ def build_probes(tables: dict, *, total_steps: int, test_x=None) -> list:
         factory = PROBE_TYPES[kind]
         if kind == "predictions":
             kwargs["x"] = test_x
+        if kind == "evaluation":
+            kwargs["sets"] = evaluation_sets
         out.append(factory(**kwargs, every=_schedule(table, total_steps), name=name))
     return out

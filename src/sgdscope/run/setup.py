@@ -1,4 +1,4 @@
-"""From a resolved config to the parts of a run: data, model, loss, fixed measurement sets."""
+"""From a resolved config to the parts of a run: data, model, loss, fixed measurement and evaluation sets."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -16,9 +16,10 @@ class Parts:
     model: torch.nn.Module
     loss_fn: torch.nn.Module
     curvature: list  # fixed (x, y) batches
-    eval_set: tuple
-    noise_source: tuple
-    test_x: torch.Tensor
+    eval_set: tuple  # the landscape probes' fixed set
+    noise_source: tuple  # the pool mini-batches for K are drawn from
+    test_x: torch.Tensor  # inputs of the predictions probe
+    evaluation: dict  # {"train": (X, Y), "val": ..., "test": ...}: the fixed sets of the evaluation probe
 
 
 def _prefix(split, n: int, perm: torch.Tensor):
@@ -54,4 +55,9 @@ def build_parts(cfg: dict) -> Parts:
     eval_set = _prefix(ds.train, min(meas["eval_examples"], N) if meas["eval_examples"] else 0, perm)
     noise_source = _prefix(ds.train, min(meas["noise_examples"], N) if meas["noise_examples"] else 0, perm)
     test_x = ds.test.x[: meas["test_examples"]] if len(ds.test) else ds.train.x[: meas["test_examples"]]
-    return Parts(ds, model, loss_fn, curvature, eval_set, noise_source, test_x)
+    n_eval = cfg["train"]["eval_examples"]
+    evaluation = {"train": eval_set}
+    for key, split in (("val", ds.val), ("test", ds.test)):
+        if len(split):
+            evaluation[key] = (split.x[: n_eval or None], split.y[: n_eval or None])
+    return Parts(ds, model, loss_fn, curvature, eval_set, noise_source, test_x, evaluation)

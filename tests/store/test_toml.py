@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from sgdscope.run._toml import dumps, loads, read_toml, write_toml
+from sgdscope.store._toml import dumps, loads, read_toml, write_toml
 
 
 CONFIG = {

@@ -5,7 +5,7 @@ import importlib.util
 import os
 from pathlib import Path
 
-from .load import load_run
+from .reader import load_run
 
 __all__ = ["export_tensorboard"]
 

@@ -6,14 +6,14 @@ import pandas as pd
 import pytest
 import torch
 
-from sgdscope.run import (
-    RunStore, export_tensorboard, find_runs, is_run_dir, list_arrays, list_runs, load_arrays,
+from sgdscope.store import (
+    RunWriter, export_tensorboard, find_runs, is_run_dir, list_arrays, list_runs, load_arrays,
     load_checkpoint, load_run, load_sweep, read_config, read_status,
 )
 
 
 def _write_run(path, lr, steps=3, *, state="done", arrays=True):
-    with RunStore(path, config={"optimizer": {"lr": lr, "name": "sgd"}, "sizes": [1, 2],
+    with RunWriter(path, config={"optimizer": {"lr": lr, "name": "sgd"}, "sizes": [1, 2],
                                 "step": "clash"}) as store:
         for step in range(steps):
             store.log(step, step / 2, "train",
@@ -54,7 +54,8 @@ def test_not_a_run_dir_errors_name_the_path(tmp_path):
 def test_load_run_and_arrays(tmp_path):
     run = _write_run(tmp_path / "r", 0.1)
     df = load_run(run)
-    assert list(df.columns) == ["step", "epoch", "probe", "name", "value"]
+    assert list(df.columns) == ["step", "epoch", "probe", "type", "name", "value"]
+    assert (df.type == df.probe).all()  # nothing declared: the type is the instance name
     assert df["step"].is_monotonic_increasing and len(df) == 3 * 4
     assert list_arrays(run) == [("hessian", "spectrum")]
     spectra = load_arrays(run, "hessian", "spectrum")
@@ -66,7 +67,7 @@ def test_load_run_and_arrays(tmp_path):
 
 
 def test_load_checkpoint_without_a_store(tmp_path):
-    with RunStore(tmp_path / "r") as store:
+    with RunWriter(tmp_path / "r") as store:
         store.save_checkpoint(4, model_state={"w": torch.arange(3.0)}, state={"step": 4})
     model_state, state = load_checkpoint(tmp_path / "r", 4)
     assert model_state["w"].tolist() == [0.0, 1.0, 2.0] and state == {"step": 4}
@@ -102,7 +103,7 @@ def test_list_runs_without_status(tmp_path):
 
 def test_load_sweep(sweep):
     df = load_sweep(sweep)
-    assert df.columns[:6].tolist() == ["run", "step", "epoch", "probe", "name", "value"]
+    assert df.columns[:7].tolist() == ["run", "step", "epoch", "probe", "type", "name", "value"]
     assert {"optimizer.lr", "optimizer.name", "sizes", "config.step"} <= set(df.columns)
     assert df.groupby("run").size().to_dict() == {"lr_0.1": 12, "lr_0.5": 8, "nested/lr_1": 12}
     lr = df.groupby("run")["optimizer.lr"].first()
@@ -127,7 +128,7 @@ def test_export_tensorboard_round_trip(tmp_path):
     from tensorboard.backend.event_processing import event_accumulator
 
     run = _write_run(tmp_path / "r", 0.1)
-    with RunStore(run, resume=True) as store:
+    with RunWriter(run, resume=True) as store:
         store.log(3, 1.5, "train", {"loss": float("nan")})
     export_tensorboard(run)
     logdir = export_tensorboard(run)  # a second export replaces the first

@@ -1,15 +1,17 @@
-"""The run store: one directory per run, written atomically (layout in :mod:`.load`).
+"""The run writer: one directory per run, written atomically (layout in :mod:`.layout`).
 
-Metric rows are buffered; :meth:`RunStore.flush` appends them to the last part of the
+Metric rows are buffered; :meth:`RunWriter.flush` appends them to the last part of the
 ``metrics.parquet/`` dataset by rewriting that part atomically (temp file, fsync,
 ``os.replace``) and starts a new part after ``PART_ROWS`` rows, so a flush costs O(one part)
 and the folder always holds the complete table of some flush. Arrays are written at once.
 A checkpoint appears in one rename, after a flush; a killed run resumes from the latest one
-and :meth:`RunStore.truncate_after` drops what came later, so it ends with the same metrics.
+and :meth:`RunWriter.truncate_after` drops what came later, so it ends with the same metrics.
+``status.json`` follows the last logged step at every flush.
+
+A :class:`RunWriter` is a :class:`~sgdscope.store.sink.Sink`: ``Scope`` writes to it.
 """
 from __future__ import annotations
 
-import json
 import numbers
 import os
 import time
@@ -18,29 +20,23 @@ from pathlib import Path
 from typing import Any, Mapping
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.parquet as pq
 import torch
-from safetensors.torch import save_file
 
 from . import _toml
-from ._atomic import (
-    atomic_replace_dir, atomic_write, atomic_write_json, remove_dir, remove_stale_temps,
+from ._atomic import atomic_replace_dir, atomic_write, atomic_write_json, remove_dir, remove_stale_temps
+from .checkpoint import load_checkpoint, write_checkpoint
+from .layout import (
+    ARRAYS, COLUMNS, CHECKPOINTS, CONFIG, METRICS, PROBES, STATES, STATUS, array_dir, array_files,
+    checkpoint_dir, checkpoint_steps, is_run_dir, metric_parts, metrics_schema,
 )
-from .load import (
-    ARRAYS, CHECKPOINTS, CONFIG, METRICS, METRICS_SCHEMA, MODEL_FILE, STATE_FILE, STATUS,
-    array_dir, array_files, checkpoint_steps, is_run_dir, list_arrays,
-    load_checkpoint, metric_parts, read_part, read_status,
-)
+from .reader import list_arrays, read_part, read_probes, read_status
 
-__all__ = ["RunStore", "STATES"]
+__all__ = ["RunWriter"]
 
-STATES = ("running", "done", "diverged", "failed", "interrupted")
 PART_ROWS = 16384  # rows per part of metrics.parquet/ before a new part is started
 
 
-class RunStore:
+class RunWriter:
     """Writes one run: config, metrics, arrays, checkpoints and status below ``run_dir``.
 
     New run (default): creates the layout and writes ``config``; a directory that already
@@ -84,13 +80,13 @@ class RunStore:
             _toml.write_toml(path / CONFIG, config or {})
             self._open_tail()
             self._step = self._epoch = None
-        self._pending: dict[str, list] = {c: [] for c in METRICS_SCHEMA.names}
+        self._pending: dict[str, list] = {c: [] for c in COLUMNS}
         self._last_flush = time.monotonic()
         self._closed = False
         self.set_status("running", message="resumed" if resume else "started")
 
     def __repr__(self) -> str:
-        return f"RunStore({str(self.path)!r}, state={self.state!r}, step={self._step})"
+        return f"RunWriter({str(self.path)!r}, state={self.state!r}, step={self._step})"
 
     def log(self, step: int, epoch: float, probe: str, values: Mapping[str, Any], *,
             seconds: float | None = None) -> None:
@@ -108,7 +104,7 @@ class RunStore:
             arrays["seconds"] = np.float64(seconds)
         for name, arr in arrays.items():
             if arr.ndim == 0:
-                for column, v in zip(METRICS_SCHEMA.names, (step, epoch, probe, name, float(arr))):
+                for column, v in zip(COLUMNS, (step, epoch, probe, name, float(arr))):
                     self._pending[column].append(v)
             else:
                 folder = array_dir(self.path, probe, name)
@@ -123,22 +119,29 @@ class RunStore:
     def flush(self) -> None:
         """Atomically persist the rows logged since the last flush. If the write fails, the
         files on disk stay as they were and the rows stay buffered for the next flush."""
+        import pyarrow as pa
+
         self._last_flush = time.monotonic()
         if not self._pending["step"]:
             return
-        new = pa.table(self._pending, schema=METRICS_SCHEMA)
+        schema = metrics_schema()
+        new = pa.table(self._pending, schema=schema)
         index, tail = self._tail_index, self._tail
         if len(tail) >= PART_ROWS:
-            index, tail = index + 1, METRICS_SCHEMA.empty_table()
+            index, tail = index + 1, schema.empty_table()
         tail = pa.concat_tables([tail, new]).combine_chunks()
         self._write_part(index, tail)
         self._tail_index, self._tail = index, tail
         for rows in self._pending.values():
             rows.clear()
+        if self.state == "running":  # keep the status's step current while the run goes on
+            self.set_status("running", message=self._message)
 
     def truncate_after(self, step: int) -> None:
         """Drop metric rows, arrays and checkpoints with a step > ``step`` (for a resume from
         the checkpoint at ``step``: what came later is recomputed; -1 drops everything)."""
+        import pyarrow.compute as pc
+
         self._check_open()
         step = _check_step(step, lowest=-1)
         self.flush()
@@ -159,7 +162,10 @@ class RunStore:
                 remove_dir(self.path / CHECKPOINTS / f"step_{s:08d}")
         self._step = step if step >= 0 else None
 
-    def _write_part(self, index: int, table: pa.Table) -> None:
+    def _write_part(self, index: int, table) -> None:
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
         sink = pa.BufferOutputStream()  # in memory, then one write: faster than a Python file
         pq.write_table(table, sink)
         data = sink.getvalue()
@@ -170,7 +176,7 @@ class RunStore:
         parts = metric_parts(self.path)
         if not parts:
             (self.path / METRICS).mkdir(exist_ok=True)
-            self._write_part(0, METRICS_SCHEMA.empty_table())
+            self._write_part(0, metrics_schema().empty_table())
             parts = metric_parts(self.path)
         self._tail_index, self._tail = parts[-1][0], read_part(parts[-1][1])
 
@@ -179,35 +185,32 @@ class RunStore:
         """Flush the metrics, then write ``checkpoints/step_XXXXXXXX/`` atomically:
         ``model_state`` tensors to ``model.safetensors`` (contiguous CPU copies; tensors
         sharing storage, e.g. tied weights, are cloned) and ``state`` (optimizer state_dict,
-        RNG states, counters: any picklable nesting) via ``torch.save`` to ``state.pt``.
-        Call it after everything of ``step`` is logged. Keeps the last ``keep`` checkpoints."""
+        RNG states, counters: plain containers, numbers, strings and tensors only, so that it
+        loads without running code) to ``state.pt``. Call it after everything of ``step`` is
+        logged. Keeps the last ``keep`` checkpoints."""
         self._check_open()
         step = _check_step(step)
         if not isinstance(keep, int) or keep < 1:
             raise ValueError(f"keep must be an int >= 1, got {keep!r}")
-        tensors = _plain_tensors(model_state)
-        metadata = {"step": str(step), "keys": json.dumps(list(tensors))}
-
-        def fill(tmp: Path) -> None:
-            save_file(tensors, tmp / MODEL_FILE, metadata=metadata)
-            torch.save(state, tmp / STATE_FILE)
-
         self.flush()
-        path = atomic_replace_dir(self.path / CHECKPOINTS / f"step_{step:08d}", fill)
+        path = atomic_replace_dir(checkpoint_dir(self.path, step),
+                                  lambda tmp: write_checkpoint(tmp, model_state, state, step))
         for old in checkpoint_steps(self.path)[:-keep]:
-            remove_dir(self.path / CHECKPOINTS / f"step_{old:08d}")
+            remove_dir(checkpoint_dir(self.path, old))
         return path
 
-    def latest_checkpoint(self) -> tuple[int, dict[str, torch.Tensor], Any] | None:
-        """``(step, model_state, state)`` of the newest complete checkpoint, or None."""
+    def latest_checkpoint(self, *, trust: bool = False) -> tuple[int, dict[str, torch.Tensor], Any] | None:
+        """``(step, model_state, state)`` of the newest complete checkpoint, or None
+        (``trust``: see :func:`~sgdscope.store.checkpoint.load_checkpoint`)."""
         steps = checkpoint_steps(self.path)
-        return (steps[-1], *load_checkpoint(self.path, steps[-1])) if steps else None
+        return (steps[-1], *load_checkpoint(self.path, steps[-1], trust=trust)) if steps else None
 
     def set_status(self, state: str, **info: Any) -> None:
         """Atomically write ``status.json``: state (one of :data:`STATES`), step and epoch
         (the last logged unless given), updated (ISO-8601 UTC), message, and ``info``."""
         if state not in STATES:
             raise ValueError(f"status state must be one of {STATES}, got {state!r}")
+        message = str(info.get("message", ""))
         atomic_write_json(self.path / STATUS, {
             "state": state, "step": info.pop("step", self._step),
             "epoch": info.pop("epoch", self._epoch),
@@ -215,6 +218,27 @@ class RunStore:
             "message": str(info.pop("message", "")), **info,
         })
         self.state = state
+        self._message = message
+
+    def declare(self, probes: Mapping[str, str]) -> None:
+        """Record the type of each probe instance (``{instance name: probe type}``) in
+        ``probes.json``, merged with what the run declared before; a name may not change type."""
+        known = read_probes(self.path)
+        for name, kind in probes.items():
+            _check_name(name, "probe")
+            if known.get(name, kind) != kind:
+                raise ValueError(f"{self.path}: probe {name!r} was recorded as type {known[name]!r}, "
+                                 f"now declared as {kind!r}; give the new probe another name")
+        merged = {**known, **probes}
+        if merged != known or not (self.path / PROBES).exists():
+            atomic_write_json(self.path / PROBES, {n: {"type": t} for n, t in merged.items()})
+
+    def discard(self) -> None:
+        """Delete this run's files (for a run whose set-up failed before it trained)."""
+        self._closed = True
+        _clear_run(self.path)
+        if self.path.is_dir() and not any(self.path.iterdir()):
+            self.path.rmdir()
 
     def close(self) -> None:
         """Flush the metrics; later calls to :meth:`log` raise. Closing twice is fine."""
@@ -222,7 +246,7 @@ class RunStore:
             self.flush()
             self._closed = True
 
-    def __enter__(self) -> "RunStore":
+    def __enter__(self) -> "RunWriter":
         return self
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -238,22 +262,7 @@ class RunStore:
 
     def _check_open(self) -> None:
         if self._closed:
-            raise RuntimeError(f"{self.path}: the run store is closed")
-
-
-def _plain_tensors(model_state: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """Detached contiguous CPU tensors, each with its own storage (safetensors refuses shared)."""
-    out, seen = {}, set()
-    for key, t in model_state.items():
-        if not isinstance(key, str) or not isinstance(t, torch.Tensor):
-            raise TypeError(f"model_state must map str to Tensor, got {key!r}: {type(t).__name__}")
-        t = t.detach().cpu().contiguous()
-        ptr = t.untyped_storage().data_ptr()
-        if ptr in seen and t.numel():
-            t = t.clone()
-        seen.add(t.untyped_storage().data_ptr())
-        out[key] = t
-    return out
+            raise RuntimeError(f"{self.path}: the run writer is closed")
 
 
 def _as_array(value: Any, probe: str, name: str) -> np.ndarray:
@@ -294,6 +303,6 @@ def _clear_run(path: Path) -> None:
     for folder in (ARRAYS, CHECKPOINTS, METRICS, "tensorboard"):
         if (path / folder).is_dir():
             remove_dir(path / folder)
-    for file in (METRICS, CONFIG, STATUS):
+    for file in (METRICS, CONFIG, STATUS, PROBES):
         if (path / file).is_file():
             (path / file).unlink()

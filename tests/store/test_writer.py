@@ -1,4 +1,4 @@
-"""RunStore: metrics, arrays, status, checkpoints, atomicity and exact resume."""
+"""RunWriter: metrics, arrays, status, checkpoints, atomicity and exact resume."""
 import dataclasses
 import json
 import os
@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from sgdscope.run import RunStore, load_arrays, load_run, read_config, read_status
+from sgdscope.store import RunWriter, load_arrays, load_run, read_config, read_status
 
 
 @dataclasses.dataclass
@@ -28,16 +28,18 @@ class Counters:  # not allowlisted for weights_only loading
 
 def test_new_run_layout(tmp_path):
     run = tmp_path / "runs" / "a"
-    store = RunStore(run, config={"optimizer": {"lr": 1e-3}})
+    store = RunWriter(run, config={"optimizer": {"lr": 1e-3}})
     assert {p.name for p in run.iterdir()} == {
         "config.toml", "metrics.parquet", "arrays", "checkpoints", "status.json"}
+    store.declare({"top": "top_eigenvalues"})
+    assert (run / "probes.json").is_file()
     assert read_config(run) == {"optimizer": {"lr": 1e-3}} == store.config
     assert load_run(run).empty  # readable before the first flush
     assert read_status(run)["state"] == "running"
 
 
 def test_metrics_round_trip_types_order_nan(tmp_path):
-    with RunStore(tmp_path / "r") as store:
+    with RunWriter(tmp_path / "r") as store:
         store.log(2, 0.5, "train", {"loss": torch.tensor(0.25), "acc": 1, "ok": True})
         store.log(0, 0.0, "hessian", {"lambda_max": np.float32(3.5), "nan": float("nan"),
                                       "inf": np.array(np.inf), "ninf": -float("inf")},
@@ -62,7 +64,7 @@ def test_metrics_round_trip_types_order_nan(tmp_path):
 
 def test_arrays_go_to_files_and_round_trip(tmp_path):
     spectrum = torch.linspace(0, 1, 5, dtype=torch.float64, requires_grad=True) * 2
-    with RunStore(tmp_path / "r") as store:
+    with RunWriter(tmp_path / "r") as store:
         store.log(0, 0.0, "lanczos", {"ritz": spectrum, "top": spectrum[0]})
         store.log(10, 1.0, "lanczos", {"ritz": np.array([np.nan, 1.0])})
         store.log(10, 1.0, "interp/x", {"curve 1": [[1, 2], [3, 4]],
@@ -78,7 +80,7 @@ def test_arrays_go_to_files_and_round_trip(tmp_path):
 
 
 def test_log_rejects_bad_input(tmp_path):
-    store = RunStore(tmp_path / "r")
+    store = RunWriter(tmp_path / "r")
     with pytest.raises(TypeError, match="'train'.*'loss'.*str"):
         store.log(0, 0.0, "train", {"loss": "high"})
     with pytest.raises(TypeError, match="'obj'"):
@@ -99,27 +101,27 @@ def test_log_rejects_bad_input(tmp_path):
 
 def test_existing_run_needs_resume_or_overwrite(tmp_path):
     run = tmp_path / "r"
-    with RunStore(run, config={"seed": 1}) as store:
+    with RunWriter(run, config={"seed": 1}) as store:
         store.log(0, 0.0, "train", {"loss": 1.0, "v": np.ones(2)})
     with pytest.raises(FileExistsError, match=f"{run}.*resume=True.*overwrite=True"):
-        RunStore(run)
+        RunWriter(run)
     with pytest.raises(ValueError, match="not both"):
-        RunStore(run, resume=True, overwrite=True)
+        RunWriter(run, resume=True, overwrite=True)
     with pytest.raises(FileNotFoundError, match="no run to resume"):
-        RunStore(tmp_path / "missing", resume=True)
+        RunWriter(tmp_path / "missing", resume=True)
     with pytest.raises(ValueError, match=r"differs .*\(stored vs given\): seed \(1 vs 2\)"):
-        RunStore(run, resume=True, config={"seed": 2})
-    resumed = RunStore(run, resume=True, config={"seed": 1})
+        RunWriter(run, resume=True, config={"seed": 2})
+    resumed = RunWriter(run, resume=True, config={"seed": 1})
     assert resumed.config == {"seed": 1} and len(load_run(run)) == 1
     resumed.close()
     (run / "notes.txt").write_text("mine")
-    RunStore(run, overwrite=True, config={"seed": 3}).close()
+    RunWriter(run, overwrite=True, config={"seed": 3}).close()
     assert read_config(run) == {"seed": 3} and load_run(run).empty
     assert not (run / "arrays" / "train").exists() and (run / "notes.txt").exists()
 
 
 def test_status(tmp_path):
-    store = RunStore(tmp_path / "r")
+    store = RunWriter(tmp_path / "r")
     store.log(7, 1.75, "train", {"loss": 1.0})
     store.set_status("diverged", message="loss is nan", lr=0.5, where=torch.tensor([1, 2]))
     status = read_status(tmp_path / "r")
@@ -136,7 +138,7 @@ def test_status(tmp_path):
                          [(RuntimeError, "failed"), (KeyboardInterrupt, "interrupted")])
 def test_leaving_with_block_on_error_flushes_and_marks_status(tmp_path, error, state):
     with pytest.raises(error):
-        with RunStore(tmp_path / "r", flush_every_s=None) as store:
+        with RunWriter(tmp_path / "r", flush_every_s=None) as store:
             store.log(0, 0.0, "train", {"loss": 1.0})
             raise error("boom")
     assert read_status(tmp_path / "r")["state"] == state
@@ -145,10 +147,10 @@ def test_leaving_with_block_on_error_flushes_and_marks_status(tmp_path, error, s
 
 
 def test_flush_every_s(tmp_path):
-    store = RunStore(tmp_path / "r", flush_every_s=0)
+    store = RunWriter(tmp_path / "r", flush_every_s=0)
     store.log(0, 0.0, "train", {"loss": 1.0})
     assert len(load_run(tmp_path / "r")) == 1
-    lazy = RunStore(tmp_path / "s", flush_every_s=None)
+    lazy = RunWriter(tmp_path / "s", flush_every_s=None)
     lazy.log(0, 0.0, "train", {"loss": 1.0})
     assert load_run(tmp_path / "s").empty
     lazy.flush()
@@ -177,7 +179,7 @@ def _rng_state():
 
 
 def test_checkpoint_round_trip_is_exact(tmp_path):
-    store = RunStore(tmp_path / "r")
+    store = RunWriter(tmp_path / "r")
     assert store.latest_checkpoint() is None
     model_state = _model_state()
     model = nn.Linear(3, 2)
@@ -203,7 +205,7 @@ def test_checkpoint_round_trip_is_exact(tmp_path):
 
 
 def test_checkpoint_restores_rng_streams(tmp_path):
-    store = RunStore(tmp_path / "r")
+    store = RunWriter(tmp_path / "r")
     gen = torch.Generator().manual_seed(1)
     np_gen = np.random.default_rng(2)
     torch.rand(3), np.random.rand(), random.random(), torch.rand(2, generator=gen), np_gen.random()
@@ -225,16 +227,15 @@ def test_checkpoint_restores_rng_streams(tmp_path):
     assert np.array_equal(expected[4], again[4])
 
 
-def test_checkpoint_with_custom_objects_falls_back_with_warning(tmp_path):
-    store = RunStore(tmp_path / "r")
-    store.save_checkpoint(1, model_state={"w": torch.ones(1)}, state={"c": Counters(4)})
-    with pytest.warns(UserWarning, match="weights_only=True.*Counters"):
-        _, _, state = store.latest_checkpoint()
-    assert state["c"] == Counters(4)
+def test_checkpoint_refuses_to_store_objects_that_would_need_code_to_load(tmp_path):
+    store = RunWriter(tmp_path / "r")
+    with pytest.raises(TypeError, match=r"state\['c'\]: a Counters cannot be stored"):
+        store.save_checkpoint(1, model_state={"w": torch.ones(1)}, state={"c": Counters(4)})
+    assert store.latest_checkpoint() is None  # nothing half-written
 
 
 def test_keep_last_checkpoints_and_replace_same_step(tmp_path):
-    store = RunStore(tmp_path / "r")
+    store = RunWriter(tmp_path / "r")
     for step in range(5):
         store.save_checkpoint(step, model_state={"w": torch.full((2,), float(step))}, state={})
     assert sorted(p.name for p in (tmp_path / "r" / "checkpoints").iterdir()) == [
@@ -248,7 +249,7 @@ def test_keep_last_checkpoints_and_replace_same_step(tmp_path):
 
 
 def test_save_checkpoint_flushes_metrics_first(tmp_path):
-    store = RunStore(tmp_path / "r", flush_every_s=None)
+    store = RunWriter(tmp_path / "r", flush_every_s=None)
     store.log(0, 0.0, "train", {"loss": 1.0})
     store.save_checkpoint(0, model_state={}, state={})
     assert len(load_run(tmp_path / "r")) == 1
@@ -257,7 +258,7 @@ def test_save_checkpoint_flushes_metrics_first(tmp_path):
 # -- atomicity ------------------------------------------------------------------------------------
 def test_failed_replace_leaves_previous_version(tmp_path, monkeypatch):
     run = tmp_path / "r"
-    store = RunStore(run, flush_every_s=None)
+    store = RunWriter(run, flush_every_s=None)
     store.log(0, 0.0, "train", {"loss": 1.0})
     store.save_checkpoint(0, model_state={"w": torch.zeros(1)}, state={})
     store.log(1, 0.0, "train", {"loss": 2.0})
@@ -284,13 +285,13 @@ def test_failed_replace_leaves_previous_version(tmp_path, monkeypatch):
 
 WRITER = textwrap.dedent("""
     import os, sys, time, numpy as np
-    from sgdscope.run import RunStore
+    from sgdscope.store import RunWriter
     fsync = os.fsync
     def slow_fsync(fd):  # most of the time a temp file is written but not yet renamed
         fsync(fd)
         time.sleep(0.005)
     os.fsync = slow_fsync
-    store = RunStore(sys.argv[1], flush_every_s=0)  # flush (rewrite the file) on every log
+    store = RunWriter(sys.argv[1], flush_every_s=0)  # flush (rewrite the file) on every log
     step = 0
     while True:
         store.log(step, step / 10, "train", {"loss": float(step), "sq": float(step) ** 2})
@@ -322,7 +323,7 @@ def test_sigkill_mid_write_leaves_a_readable_prefix(tmp_path):
     assert df["value"].tolist() == np.stack([steps, steps**2], 1).ravel().astype(float).tolist()
     for step, v in load_arrays(run, "spec", "v").items():
         assert v.tolist() == [step] * 3
-    store = RunStore(run, resume=True)  # cleans temp files a killed writer may have left
+    store = RunWriter(run, resume=True)  # cleans temp files a killed writer may have left
     assert not [p for p in run.rglob("*") if ".tmp-" in p.name]
     store.close()
 
@@ -358,18 +359,18 @@ def _fresh():
 
 def test_resume_ends_with_the_same_metrics_as_an_uninterrupted_run(tmp_path):
     model, opt = _fresh()
-    with RunStore(tmp_path / "straight") as store:
+    with RunWriter(tmp_path / "straight") as store:
         _train(store, model, opt, 0, 12)
     expected_weight = model.weight.detach().clone()
 
     model, opt = _fresh()
-    store = RunStore(tmp_path / "resumed", flush_every_s=None)
+    store = RunWriter(tmp_path / "resumed", flush_every_s=None)
     _train(store, model, opt, 0, 12, crash_at=7)  # checkpoint at 5; steps 6 on disk, 7 lost
     del store
     assert load_run(tmp_path / "resumed")["step"].max() == 6
 
     model, opt = _fresh()
-    with RunStore(tmp_path / "resumed", resume=True) as store:
+    with RunWriter(tmp_path / "resumed", resume=True) as store:
         step, model_state, state = store.latest_checkpoint()
         assert step == 5
         model.load_state_dict(model_state)
@@ -389,7 +390,7 @@ def test_resume_ends_with_the_same_metrics_as_an_uninterrupted_run(tmp_path):
 
 
 def test_truncate_after_drops_later_rows_arrays_checkpoints(tmp_path):
-    store = RunStore(tmp_path / "r", flush_every_s=None)
+    store = RunWriter(tmp_path / "r", flush_every_s=None)
     for step in range(6):
         store.log(step, 0.0, "p", {"x": step, "v": np.ones(2) * step})
         store.save_checkpoint(step, model_state={}, state={}, keep=10)
@@ -402,7 +403,7 @@ def test_truncate_after_drops_later_rows_arrays_checkpoints(tmp_path):
 
 
 def test_truncate_after_minus_one_drops_everything(tmp_path):
-    store = RunStore(tmp_path / "r")
+    store = RunWriter(tmp_path / "r")
     store.log(0, 0.0, "p", {"x": 1.0, "v": np.ones(2)})
     store.save_checkpoint(0, model_state={}, state={})
     store.truncate_after(-1)
@@ -413,9 +414,9 @@ def test_truncate_after_minus_one_drops_everything(tmp_path):
 
 
 def test_metrics_roll_over_into_parts(tmp_path, monkeypatch):
-    monkeypatch.setattr("sgdscope.run.store.PART_ROWS", 4)
+    monkeypatch.setattr("sgdscope.store.writer.PART_ROWS", 4)
     run = tmp_path / "r"
-    store = RunStore(run, flush_every_s=0)  # a flush per log: 3 rows each
+    store = RunWriter(run, flush_every_s=0)  # a flush per log: 3 rows each
     for step in range(10):
         store.log(step, step / 10, "p", {"a": step, "b": -step, "c": float("nan")})
     parts = sorted(p.name for p in (run / "metrics.parquet").iterdir())
@@ -428,16 +429,16 @@ def test_metrics_roll_over_into_parts(tmp_path, monkeypatch):
     assert load_run(run)["step"].max() == 4 and len(load_run(run)) == 15
     assert len(list((run / "metrics.parquet").iterdir())) == 3
     store.close()
-    resumed = RunStore(run, resume=True, flush_every_s=0)
+    resumed = RunWriter(run, resume=True, flush_every_s=0)
     resumed.log(5, 0.5, "p", {"a": 5})
     assert load_run(run)["step"].tolist()[-4:] == [4, 4, 4, 5]
 
 
 def test_bad_config_fails_before_touching_the_directory(tmp_path):
     with pytest.raises(TypeError, match="config key model.act.*function"):
-        RunStore(tmp_path / "new", config={"model": {"act": torch.relu}})
+        RunWriter(tmp_path / "new", config={"model": {"act": torch.relu}})
     assert not (tmp_path / "new").exists()
-    RunStore(tmp_path / "old", config={"seed": 1}).close()
+    RunWriter(tmp_path / "old", config={"seed": 1}).close()
     with pytest.raises(TypeError, match="config key model.act"):
-        RunStore(tmp_path / "old", config={"model": {"act": torch.relu}}, overwrite=True)
+        RunWriter(tmp_path / "old", config={"model": {"act": torch.relu}}, overwrite=True)
     assert read_config(tmp_path / "old") == {"seed": 1}

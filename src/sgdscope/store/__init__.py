@@ -1,0 +1,21 @@
+"""The run store: the on-disk format of one run, its writer and its readers.
+
+The ground floor of sgdscope: it imports nothing from the rest of the package, and pandas,
+pyarrow and safetensors only when a run is read or written. ``Scope``, the trainer, sweeps,
+figures and the report all read or write runs through it.
+"""
+from .checkpoint import UnsafeCheckpointError, load_checkpoint
+from .layout import STATES, checkpoint_steps, find_runs, is_run_dir
+from .reader import (
+    list_arrays, list_runs, load_arrays, load_run, load_sweep, read_config, read_probes, read_status,
+)
+from .sink import MemorySink, Sink
+from .tensorboard import export_tensorboard
+from .writer import RunWriter
+
+__all__ = [
+    "RunWriter", "Sink", "MemorySink", "STATES",
+    "load_run", "load_arrays", "list_arrays", "read_config", "read_status", "read_probes",
+    "list_runs", "load_sweep", "find_runs", "is_run_dir",
+    "load_checkpoint", "checkpoint_steps", "UnsafeCheckpointError", "export_tensorboard",
+]
