@@ -69,6 +69,19 @@ def _fmt(v) -> str:
     return str(v)
 
 
+def target(name: str, value, threshold, met: bool | None, text: str) -> dict:
+    """One target judged from the numbers of this run: ``met`` True / False, or None where the run
+    did not measure it; ``verdict`` is the word printed ("met", "not met", "not measured")."""
+    verdict = "not measured" if met is None else ("met" if met else "not met")
+    return {"name": name, "value": value, "threshold": threshold, "met": met, "verdict": verdict, "text": text}
+
+
+def print_targets(targets: list[dict]) -> None:
+    print("\ntargets (judged from this run's numbers):")
+    for t in targets:
+        print(f"  {t['verdict']:>12}: {t['text']}")
+
+
 def write_json(name: str, payload: dict) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
     payload = {"machine": {"python": platform.python_version(), "torch": torch.__version__, "threads": torch.get_num_threads(),

@@ -48,7 +48,8 @@ def test_resume_flag_and_existing_run(tmp_path, capsys):
     cfg = _write(tmp_path, train={"epochs": 1, "batch_size": 48}, probes={})
     assert main(["run", str(cfg), "--quiet"]) == 0
     assert main(["run", str(cfg), "--quiet"]) == 2
-    assert "already holds a run" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "already holds a run" in err and "--resume" in err and "--overwrite" in err and "resume=True" not in err
     assert main(["run", str(cfg), "--quiet", "--resume"]) == 0  # nothing left to do: still done
 
 
@@ -73,3 +74,59 @@ def test_demo_prints_where_the_runs_are_and_the_table(tmp_path, capsys):
     for text in ("max lambda_H^1", "max lambda_K^1", "max lambda_K*/lambda_K^1", "barriers crossed", "final test acc", str(tmp_path)):
         assert text in out
     assert read_status(tmp_path / "digits-mlp-lr0.5")["state"] == "done"
+
+
+@pytest.mark.parametrize("override, expected", [
+    ("optimizer.learning_rate=0.1", "config key 'optimizer.learning_rate' is not an argument of 'sgd'; allowed: name, lr,"),
+    ("optimizer.momentum=-0.5", "Invalid momentum value: -0.5"),
+    ("data.name=\"cifar10\"", "nowhere: does not exist. Expected the cifar10 data"),
+])
+def test_build_stage_errors_are_one_line_and_leave_no_folder(tmp_path, capsys, override, expected):
+    cfg = _write(tmp_path)
+    extra = ["--set", f"data.root=\"{tmp_path / 'nowhere'}\"", "--set", "data.options={}"] if override.startswith("data") else []
+    assert main(["run", str(cfg), "--set", override, *extra, "--quiet"]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and err.count("\n") == 1 and "Traceback" not in err
+    assert not (tmp_path / "runs" / "tiny").exists()
+    assert main(["run", str(cfg), "--quiet"]) == 0  # no stale folder stands in the way
+
+
+def test_output_piped_to_a_file_is_plain_lines_and_quiet_is_silent(tmp_path):
+    exe = _entry_point()
+    cfg = _write(tmp_path, train={"epochs": 2, "batch_size": 16})
+    log = tmp_path / "log.txt"
+    with open(log, "w") as f:
+        proc = subprocess.run([exe, "run", str(cfg)], stdout=f, stderr=subprocess.STDOUT, timeout=300)
+    assert proc.returncode == 0
+    text = log.read_text()
+    assert "\r" not in text and "\x1b" not in text
+    lines = text.splitlines()
+    assert any(l.startswith("[tiny] step 12/12 (100%)") and "loss" in l and "ETA" in l for l in lines)
+    assert any("[tiny] done after" in l for l in lines) and len(lines) < 20
+    quiet = subprocess.run([exe, "run", str(cfg), "--overwrite", "--quiet"], capture_output=True, text=True, timeout=300)
+    assert quiet.returncode == 0 and quiet.stderr == "" and quiet.stdout.count("\n") == 1
+
+
+def test_sweep_ls_and_compare_end_to_end(tmp_path, capsys):
+    cfg = _write(tmp_path, train={"epochs": 1, "batch_size": 16},
+                 sweep={"grid": {"optimizer.lr": [0.1, 0.2]}})  # the [sweep] table, with the CLI's seeds
+    out = tmp_path / "sw"
+    args = ["sweep", str(cfg), "--grid", "optimizer.momentum=0.0,0.9", "--seeds", "0,1", "--out", str(out), "--workers", "2", "--quiet"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "lr=0.2,momentum=0.9,seed=1" in printed and printed.count(" done") == 8
+    assert main(["ls", str(out), "--metrics", "gradient_noise/lambda_1"]) == 0
+    listing = capsys.readouterr().out.splitlines()
+    assert listing[0].split()[:6] == ["run", "optimizer.lr", "optimizer.momentum", "seed", "state", "step"]
+    assert "gradient_noise/lambda_1" in listing[0] and len(listing) == 9
+    assert main(["compare", str(out), "--metric", "gradient_noise/lambda_1", "--stat", "max", "--by", "optimizer.lr"]) == 0
+    table = capsys.readouterr().out.splitlines()
+    assert table[1].split() == ["optimizer.lr", "mean", "std", "n", "seed=0", "seed=1"] and len(table) == 4
+    per_run = sgdscope.load_sweep(out / "runs")
+    wanted = per_run[(per_run.type == "gradient_noise") & (per_run.name == "lambda_1") & (per_run["optimizer.lr"] == 0.1)]
+    best = wanted.groupby("run").value.max()  # over 2 momenta x 2 seeds
+    row = table[2].split()
+    assert float(row[0]) == 0.1 and float(row[1]) == pytest.approx(best.mean(), rel=1e-3) and row[3] == "4"
+    changed = [a if a != "optimizer.momentum=0.0,0.9" else "optimizer.momentum=0.5" for a in args]
+    assert main(changed) == 2  # a changed grid is an error
+    assert "differs from the one stored in sweep.toml" in capsys.readouterr().err

@@ -91,3 +91,55 @@ def test_before_parameters_with_a_regular_stride_and_irregular_calls():
     call(19)
     out = call(24)  # from now on a copy is kept at every call
     assert out["loss_change"]["loss_before"] == pytest.approx(float(p.loss(thetas[24][0])), rel=1e-12)
+
+
+def _boom(ctx):
+    if ctx.step >= 2:
+        raise ValueError("measurement exploded")
+    return {"max_residual": 0.5, "matvecs": 3.0}
+
+
+def test_a_failing_probe_is_recorded_and_training_goes_on(tmp_path):
+    model, x, y = make_case("mlp", n=40)
+    failing = P.FunctionProbe("my_top", P.every(1), _boom, before=False, type="top_eigenvalues")
+    probes = [failing, P.loss_change(every=1)]
+    scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), probes, sink=tmp_path / "r")
+    with pytest.warns(RuntimeWarning, match=r"probe 'my_top' failed at step 2 \(ValueError: measurement exploded\)") as caught:
+        _train(model, x, y, scope, steps=5)
+    assert sum("my_top" in str(w.message) for w in caught) == 1  # warned once, not at every step
+    scope.close()
+    df = sgdscope.load_run(tmp_path / "r")
+    mine = df[df.probe == "my_top"]
+    failed = mine[mine.name == "failed"]
+    assert list(failed.step) == [2, 3, 4] and (failed.value == 1).all()
+    later = mine[(mine.step >= 2) & mine.name.isin(["max_residual", "matvecs"])]
+    assert len(later) == 6 and later.value.isna().all()
+    assert len(df[(df.probe == "loss_change") & (df.name == "delta_loss")]) == 5  # the other probe went on
+    status = sgdscope.read_status(tmp_path / "r")
+    assert status["state"] == "done" and "my_top" in status["message"] and "measurement exploded" in status["message"]
+    assert status["probe_errors"]["my_top"] == "step 4: ValueError: measurement exploded"
+
+
+def test_strict_re_raises():
+    model, x, y = make_case("mlp", n=40)
+    failing = P.FunctionProbe("my_top", P.every(1), _boom, before=False)
+    scope = sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), [failing], sink=sgdscope.MemorySink(), strict=True)
+    with pytest.raises(ValueError, match="measurement exploded"):
+        _train(model, x, y, scope, steps=5)
+
+
+@pytest.mark.parametrize("error, state", [(RuntimeError("user bug"), "failed"), (KeyboardInterrupt(), "interrupted")])
+def test_a_scope_run_ends_with_the_truth(tmp_path, error, state):
+    model, x, y = make_case("mlp", n=40)
+    with pytest.raises(type(error)):
+        with sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), [P.loss_change(every=1)], sink=tmp_path / "r") as scope:
+            _train(model, x, y, scope, steps=2)
+            assert sgdscope.read_status(tmp_path / "r")["state"] == "running"
+            raise error
+    status = sgdscope.read_status(tmp_path / "r")
+    assert status["state"] == state and status["step"] == 1
+    if state == "failed":
+        assert status["message"] == "RuntimeError: user bug"
+    owned = sgdscope.Scope(model, nn.CrossEntropyLoss(), (x[:20], y[:20]), [], sink=tmp_path / "plain")
+    owned.close()
+    assert sgdscope.read_status(tmp_path / "plain")["state"] == "done"

@@ -28,7 +28,7 @@ from .noise import (
     uncentred_moment_top,
 )
 from .landscape import interpolate_loss, loss_along
-from . import landscape, noise, optim, probes, quantities, store, toys, zoo
+from . import analysis, landscape, noise, optim, probes, quantities, store, sweep, toys, zoo
 from .scope import Scope
 from .store import MemorySink, RunWriter, load_arrays, load_run, load_sweep, read_config, read_status
 
@@ -72,6 +72,8 @@ __all__ = [
     "read_status",
     "quantities",
     "store",
+    "analysis",
+    "sweep",
     "landscape",
     "noise",
     "optim",

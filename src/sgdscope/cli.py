@@ -1,4 +1,4 @@
-"""The ``sgdscope`` command: argument parsing only; the work lives in run/ (and viz/)."""
+"""The ``sgdscope`` command: argument parsing only; the work lives in run/, sweep/, store/ and analysis/."""
 from __future__ import annotations
 
 import argparse
@@ -45,17 +45,90 @@ def _cmd_demo(args) -> int:
     return 0
 
 
-def _cmd_ls(args) -> int:
+def _print_table(table) -> None:
     import pandas as pd
 
-    from .store import list_runs
+    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
+        print(table.to_string(index=False))
 
-    table = list_runs(args.runs_dir)
+
+def _metrics_arg(text: str | None):
+    from .store.reader import KEY_METRICS
+
+    return KEY_METRICS if not text else [m.strip() for m in text.split(",") if m.strip()]
+
+
+def _cmd_ls(args) -> int:
+    from .store import is_sweep_dir, list_runs, sweep_table
+
+    metrics = _metrics_arg(args.metrics)
+    if is_sweep_dir(args.runs_dir):
+        table = sweep_table(args.runs_dir, metrics=metrics)
+    else:
+        table = list_runs(args.runs_dir, metrics=metrics).drop(columns=["path", "updated"])
     if table.empty:
         print(f"no runs below {args.runs_dir}")
         return 0
-    with pd.option_context("display.width", 200, "display.max_columns", 30, "display.float_format", "{:.4g}".format):
-        print(table.to_string(index=False))
+    _print_table(table)
+    return 0
+
+
+def _cmd_sweep(args) -> int:
+    from .sweep import parse_grid, parse_seeds, run_sweep
+
+    rows = run_sweep(args.config, grid=parse_grid(args.grid), seeds=parse_seeds(args.seeds), out=args.out,
+                     executor=args.executor, workers=args.workers, threads=args.threads, address=args.address,
+                     retry_failed=args.retry_failed, extend=args.extend, quiet=args.quiet)
+    import pandas as pd
+
+    table = pd.DataFrame(rows).drop(columns=["path"])
+    _print_table(table)
+    folder = str(pd.DataFrame(rows)["path"].iloc[0]).rsplit("/runs/", 1)[0] if rows else args.out
+    print(f"\nsweep folder: {folder}  (sgdscope ls {folder}; sgdscope compare {folder} --metric TYPE/NAME)")
+    return 0 if all(r["state"] in ("done", "diverged") for r in rows) else 3
+
+
+def _cmd_compare(args) -> int:
+    from .analysis import compare, seed_columns
+    from .store import load_sweep_folder
+
+    table = compare(load_sweep_folder(args.sweep), args.metric, stat=args.stat, after_step=args.after_step,
+                    after_epoch=args.after_epoch, until_accuracy=args.until_accuracy, by=args.by)
+    window = (f", after step {args.after_step}" if args.after_step is not None else
+              f", after epoch {args.after_epoch}" if args.after_epoch is not None else
+              f", until train accuracy {args.until_accuracy}" if args.until_accuracy is not None else "")
+    print(f"{args.stat} of {args.metric}{window}: mean and std over seeds, each seed's value")
+    _print_table(seed_columns(table))
+    return 0
+
+
+def _cmd_plot(args) -> int:
+    from .run.config import parse_value
+    from .viz import FIGURES, available, draw
+
+    if args.list or not args.figure:
+        ok, missing = available(args.source)
+        for name in sorted(FIGURES):
+            spec = FIGURES[name]
+            mark = "yes" if name in ok else "no "
+            print(f"{mark}  {name:32s} {spec.paper}: {spec.title}" + ("" if name in ok else f"\n       ({missing[name]})"))
+        return 0
+    options = {}
+    for item in args.opt:
+        if "=" not in item:
+            raise ConfigError(f"--opt expects KEY=VALUE, got {item!r}")
+        key, text = item.split("=", 1)
+        options[key.strip()] = parse_value(text.strip())
+    out = Path(args.output or f"{args.figure}.png")
+    draw(args.figure, args.source, **options).savefig(out)
+    print(out)
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from .viz import build_report
+
+    print(build_report(args.source, args.output))
     return 0
 
 
@@ -80,9 +153,48 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(fn=_cmd_demo)
 
-    ls = sub.add_parser("ls", help="runs below a folder: status, last step, last metrics")
+    ls = sub.add_parser("ls", help="runs below a folder, or the points of a sweep: status, last step, last metrics")
     ls.add_argument("runs_dir", nargs="?", default="runs")
+    ls.add_argument("--metrics", help="comma-separated TYPE/NAME (or PROBE/NAME) whose last values to show")
     ls.set_defaults(fn=_cmd_ls)
+
+    sweep = sub.add_parser("sweep", help="a grid of runs (learning rate, batch size, momentum, seed...); run again to resume")
+    sweep.add_argument("config", help="TOML config (its [sweep] table, if any, gives the grid and seeds)")
+    sweep.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...", help="vary a config key, e.g. optimizer.lr=0.1,0.01")
+    sweep.add_argument("--seeds", help="comma-separated seeds, e.g. 0,1,2")
+    sweep.add_argument("--out", help="the sweep folder (default: OUT/NAME-sweep from the config)")
+    sweep.add_argument("--executor", choices=["local", "ray"], default="local")
+    sweep.add_argument("--workers", type=int, default=1, help="runs at the same time")
+    sweep.add_argument("--threads", type=int, help="torch threads per run (default: the cores shared out)")
+    sweep.add_argument("--address", help="with --executor ray: a Ray cluster to join ('auto': this machine's)")
+    sweep.add_argument("--retry-failed", action="store_true", help="run failed and diverged points again, from scratch")
+    sweep.add_argument("--extend", action="store_true", help="accept new grid values or seeds for an existing sweep folder")
+    sweep.add_argument("--quiet", action="store_true", help="no progress lines")
+    sweep.set_defaults(fn=_cmd_sweep)
+
+    cmp = sub.add_parser("compare", help="a statistic of one metric per grid point of a sweep, over seeds")
+    cmp.add_argument("sweep", help="a sweep folder (or a folder of runs)")
+    cmp.add_argument("--metric", required=True, help="TYPE/NAME, e.g. gradient_noise/lambda_1")
+    cmp.add_argument("--stat", default="max", help="max | min | mean | last | argmax | first_below:X (default max)")
+    when = cmp.add_mutually_exclusive_group()
+    when.add_argument("--after-step", type=int, help="only steps >= S")
+    when.add_argument("--after-epoch", type=float, help="only epochs >= E")
+    when.add_argument("--until-accuracy", type=float, help="only until training accuracy first reaches A")
+    cmp.add_argument("--by", help="group by this config key (default: every varied key but the seed)")
+    cmp.set_defaults(fn=_cmd_compare)
+
+    plot = sub.add_parser("plot", help="draw one paper figure from stored runs (--list: what can be drawn)")
+    plot.add_argument("source", help="a run folder, a sweep folder or a folder of runs")
+    plot.add_argument("figure", nargs="?", help="a figure name (see --list), e.g. break_even.fig2")
+    plot.add_argument("-o", "--output", help="out.png | .svg | .pdf (default: FIGURE.png)")
+    plot.add_argument("--opt", action="append", default=[], metavar="KEY=VALUE", help="a figure option, e.g. metric=train/loss")
+    plot.add_argument("--list", action="store_true", help="every figure, and for those that cannot be drawn, what they need")
+    plot.set_defaults(fn=_cmd_plot)
+
+    report = sub.add_parser("report", help="one self-contained HTML report of a run or a sweep")
+    report.add_argument("source", help="a run folder, a sweep folder or a folder of runs")
+    report.add_argument("-o", "--output", help="the HTML file (default: SOURCE/report.html)")
+    report.set_defaults(fn=_cmd_report)
     return parser
 
 
@@ -92,7 +204,7 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         return args.fn(args)
-    except (ConfigError, FileNotFoundError, FileExistsError) as err:
+    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, LookupError) as err:
         print(f"sgdscope: error: {err}", file=sys.stderr)
         return 2
 

@@ -8,22 +8,35 @@ Measurement rules
 -----------------
 * Dropout and every other train-time behaviour is off (modules are put in eval mode for the
   duration of a call and restored afterwards).
-* Batch norm, ``bn_mode="eval"``: running statistics are used.
+* Attention runs on twice-differentiable kernels: the math kernel of scaled dot-product
+  attention and no fused fast path of ``nn.MultiheadAttention`` / ``nn.TransformerEncoder``
+  (global settings, switched for the call and restored; see :meth:`Problem.measuring`).
+* Batch norm, ``bn_mode="eval"``: running statistics are used (the loss of the model as
+  deployed).
 * Batch norm, ``bn_mode="train"``: each fixed batch is normalised with its own statistics, and
-  the running statistics are left untouched (``track_running_stats`` is switched off for the call).
-* The loss over the batches is combined with the loss's own reduction: for a mean-reduced loss
-  the result is the mean over all examples, ``sum_b (n_b / N) * loss_b``, whatever the split;
-  for ``reduction="sum"`` it is the plain sum.
+  the running statistics are left untouched (``track_running_stats`` is switched off for the call):
+  the loss training steps on.
+* Batch norm, ``bn_mode=None`` (not chosen): ``"eval"``, with one warning when the model has
+  batch-norm layers (the two modes measure different losses; choose one to silence it).
+* Every quantity is of the **mean loss over the examples** (the papers' L): the loss of a batch is
+  its mean over the examples whatever the loss's reduction (a ``reduction="sum"`` loss is divided
+  by the batch's number of examples, the first dimension of the targets), and batches combine as
+  ``sum_b (n_b / N) * loss_b``, the mean over all N examples whatever the split. The reduction is
+  read from the loss's ``reduction`` attribute (torch loss modules) or from the default of a
+  ``reduction`` argument of a function; otherwise it must be declared (``reduction=``).
 """
 from __future__ import annotations
 
 import contextlib
 import fnmatch
+import inspect
+import warnings
 from typing import Callable
 
 import torch
 from torch import nn
 from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._batches import Batch, as_batches, check_batch, place, place_inputs
 from ._flat import FlatSpec
@@ -32,6 +45,61 @@ __all__ = ["Problem", "Batch"]
 
 _BN_MODES = ("eval", "train")
 _BN_TYPES = (nn.modules.batchnorm._BatchNorm,)
+_REDUCTIONS = ("mean", "sum")  # and "batchmean" (nn.KLDivLoss), already a mean over the examples
+
+
+def _resolve_bn_mode(model: nn.Module, bn_mode: str | None, *, stacklevel: int = 2) -> str:
+    """``bn_mode`` checked; ``None`` (not chosen) is ``"eval"``, with a warning when ``model`` has
+    batch-norm layers, since the two modes then measure different losses."""
+    if bn_mode is None:
+        if any(isinstance(m, _BN_TYPES) for m in model.modules()):
+            warnings.warn(
+                "the model has batch-norm layers and bn_mode was not chosen; measuring with bn_mode='eval'. "
+                "The modes measure different losses: 'eval' normalises with the running statistics (the loss of "
+                "the model as deployed), 'train' normalises each fixed batch with its own statistics (the loss "
+                "training steps on); early in training they can differ several-fold, and Delta L, interpolation and "
+                "the curvature follow the mode. Pass bn_mode='eval' or bn_mode='train' to choose and silence this.",
+                UserWarning,
+                stacklevel=stacklevel + 1,
+            )
+        return "eval"
+    if bn_mode not in _BN_MODES:
+        raise ValueError(f"bn_mode must be one of {_BN_MODES} or None (not chosen: 'eval'), got {bn_mode!r}")
+    return bn_mode
+
+
+def _reduction(loss_fn: Callable, declared: str | None) -> str:
+    """How ``loss_fn`` reduces over the examples of a batch: ``"mean"`` or ``"sum"``.
+
+    Read from ``loss_fn.reduction`` (torch loss modules), else from the default of a ``reduction``
+    argument of its signature (``F.cross_entropy``, a ``functools.partial`` of it), else
+    ``declared``; never guessed."""
+    known, where = getattr(loss_fn, "reduction", None), "loss_fn.reduction ="
+    if known is None:
+        try:
+            param = inspect.signature(loss_fn).parameters.get("reduction")
+        except (TypeError, ValueError):
+            param = None
+        if param is not None and isinstance(param.default, str):
+            known, where = param.default, "loss_fn's default reduction ="
+    if known is None:
+        if declared is None:
+            raise ValueError(
+                f"cannot tell whether loss_fn ({getattr(loss_fn, '__name__', type(loss_fn).__name__)}) returns the mean "
+                "or the sum of the losses of a batch's examples (it has no `reduction` attribute); declare it: pass "
+                "reduction='mean' or reduction='sum' (to Problem or Scope). Every quantity is measured on the mean loss."
+            )
+        known, where = declared, "reduction ="
+    elif declared is not None and declared != ("mean" if known == "batchmean" else known):
+        raise ValueError(f"reduction={declared!r} contradicts {where} {known!r}; leave reduction= out or make them agree")
+    known = "mean" if known == "batchmean" else known
+    if known not in _REDUCTIONS:
+        raise ValueError(
+            f"loss reduction must be 'mean' or 'sum', got {where} {known!r}"
+            + (" (per-example losses; sgdscope needs one scalar per batch: build the loss with reduction='mean' or 'sum')"
+               if known == "none" else "")
+        )
+    return known
 
 
 def _select(model: nn.Module, params) -> dict[str, nn.Parameter]:
@@ -63,14 +131,20 @@ class Problem:
 
     Args:
         model: any ``nn.Module``.
-        loss_fn: ``loss_fn(outputs, targets) -> scalar``; its ``reduction`` attribute (default
-            ``"mean"``) decides how batches are combined.
+        loss_fn: ``loss_fn(outputs, targets) -> scalar``, the mean or the sum of the batch's
+            per-example losses, as its ``reduction`` attribute says (torch loss modules; ``"none"``
+            is refused) or the default of its ``reduction`` argument; a function without either
+            needs ``reduction=``.
         batches: ``(inputs, targets)`` pairs: one pair, a list, a map-style Dataset or a DataLoader
             (read once; see :mod:`sgdscope._batches`). Floating inputs are cast to the parameters'
             dtype and moved to their device once, here.
         params: ``None`` (all parameters with ``requires_grad``), or names / glob patterns
             (``"fc1.*"``) selecting a block of parameters, for per-layer curvature.
-        bn_mode: ``"eval"`` or ``"train"`` (see the module docstring).
+        bn_mode: ``"eval"``, ``"train"`` or ``None``, not chosen: ``"eval"``, with a warning for a
+            model with batch norm (see the module docstring).
+        reduction: ``"mean"`` or ``"sum"``, what ``loss_fn`` returns over a batch's examples, for
+            a function that does not say (an error asks for it); must agree where it does.
+            Every quantity is measured on the mean loss over the examples either way.
 
     Attributes:
         dim: D, the number of selected parameters.
@@ -78,15 +152,13 @@ class Problem:
         num_examples: N, the examples over all batches.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: Callable, batches, *, params=None, bn_mode: str = "eval"):
-        if bn_mode not in _BN_MODES:
-            raise ValueError(f"bn_mode must be one of {_BN_MODES}, got {bn_mode!r}")
+    def __init__(
+        self, model: nn.Module, loss_fn: Callable, batches, *, params=None, bn_mode: str | None = None, reduction: str | None = None
+    ):
         self.model = model
         self.loss_fn = loss_fn
-        self.bn_mode = bn_mode
-        self.reduction = getattr(loss_fn, "reduction", "mean")
-        if self.reduction not in ("mean", "sum"):
-            raise ValueError(f"loss reduction must be 'mean' or 'sum', got {self.reduction!r}")
+        self.bn_mode = _resolve_bn_mode(model, bn_mode)
+        self.reduction = _reduction(loss_fn, reduction)
         selected = _select(model, params)
         self.spec = FlatSpec.of(selected)
         first = next(iter(selected.values()))
@@ -94,10 +166,7 @@ class Problem:
         self.batches = [place(b, device=self.device, dtype=self.dtype) for b in as_batches(batches)]
         sizes = [len(b[1]) for b in self.batches]
         self.num_examples = sum(sizes)
-        if self.reduction == "mean":
-            self.weights = [n / self.num_examples for n in sizes]
-        else:
-            self.weights = [1.0] * len(sizes)
+        self.weights = [n / self.num_examples for n in sizes]  # batch_loss is a mean: sum_b (n_b / N) loss_b
 
     # ----------------------------------------------------------------- plumbing
     def place(self, batch, what: str = "batch") -> Batch:
@@ -145,8 +214,16 @@ class Problem:
 
     @contextlib.contextmanager
     def measuring(self):
-        """Put the model in measurement mode for the duration; restore it exactly afterwards."""
+        """Put the model in measurement mode for the duration; restore it exactly afterwards.
+
+        Besides the modules' modes (see the module docstring), two global torch settings, restored
+        afterwards: scaled dot-product attention uses its math kernel (the fused flash / efficient
+        kernels have no second derivative and no forward-mode rule), and the fast path of
+        ``nn.MultiheadAttention`` / ``nn.TransformerEncoder`` in eval mode is off (its fused kernels
+        have none either). Same values; a few microseconds per call, whatever the model.
+        """
         saved = [(m, m.training, getattr(m, "track_running_stats", None)) for m in self.model.modules()]
+        fastpath = torch.backends.mha.get_fastpath_enabled()
         try:
             for m in self.model.modules():
                 if isinstance(m, _BN_TYPES) and self.bn_mode == "train":
@@ -154,8 +231,11 @@ class Problem:
                     m.track_running_stats = False
                 else:
                     m.training = False
-            yield
+            torch.backends.mha.set_fastpath_enabled(False)
+            with sdpa_kernel(SDPBackend.MATH):
+                yield
         finally:
+            torch.backends.mha.set_fastpath_enabled(fastpath)
             for m, training, track in saved:
                 m.training = training
                 if track is not None:
@@ -180,20 +260,30 @@ class Problem:
         with self.measuring(), torch.no_grad():
             return torch.cat([self.forward(theta, self.place_inputs(x[i : i + chunk]), frozen=frozen) for i in range(0, len(x), chunk)])
 
+    def mean_loss(self, outputs, targets: torch.Tensor) -> torch.Tensor:
+        """``loss_fn(outputs, targets)`` as the mean over the examples (a sum is divided by their number)."""
+        loss = self.loss_fn(outputs, targets)
+        if loss.ndim != 0:
+            raise ValueError(
+                f"loss_fn returned a tensor of shape {tuple(loss.shape)}, not a scalar: it must return the mean or "
+                "the sum of the batch's losses (declare which with reduction=)"
+            )
+        return loss / targets.shape[0] if self.reduction == "sum" else loss
+
     def batch_loss(self, theta: torch.Tensor, batch: Batch, *, frozen=None) -> torch.Tensor:
-        """The loss of one batch at ``theta`` with the loss's own reduction (inside :meth:`measuring`)."""
+        """The mean loss over the examples of one batch at ``theta`` (inside :meth:`measuring`)."""
         x, y = batch
-        return self.loss_fn(self.forward(theta, x, frozen=frozen), y)
+        return self.mean_loss(self.forward(theta, x, frozen=frozen), y)
 
     def loss(self, theta: torch.Tensor | None = None) -> torch.Tensor:
-        """The loss over all batches at ``theta`` (default: the model's current parameters)."""
+        """The mean loss over all examples at ``theta`` (default: the model's current parameters)."""
         theta = self.check_theta(theta)
         frozen = self.frozen_params()
         with self.measuring(), torch.no_grad():
             return sum(w * self.batch_loss(theta, b, frozen=frozen) for w, b in zip(self.weights, self.batches))
 
     def loss_and_grad(self, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
-        """Loss and (D,) gradient over all batches, by ``torch.func.grad``."""
+        """Mean loss and its (D,) gradient over all examples, by ``torch.func.grad``."""
         theta = self.check_theta(theta)
         frozen = self.frozen_params()
         total_l, total_g = None, torch.zeros_like(theta)
@@ -212,6 +302,7 @@ class Problem:
             self.batches if batches is None else batches,
             params=list(self.spec.names) if params is None else params,
             bn_mode=self.bn_mode,
+            reduction=self.reduction,
         )
 
     def __repr__(self) -> str:

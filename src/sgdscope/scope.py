@@ -1,7 +1,7 @@
 """``Scope``: the papers' measurements inside a user's own training loop.
 
     scope = sgdscope.Scope(model, loss_fn, curvature_data=subset, probes=sgdscope.probes.break_even(every=100),
-                           sink="runs/mine")
+                           noise_data=(x_train, y_train), train_size=len(y_train), sink="runs/mine")
     for step, (x, y) in enumerate(loader):
         opt.zero_grad(); loss = loss_fn(model(x), y); loss.backward(); opt.step()
         scope.after_step(step, optimizer=opt, batch=(x, y), loss=loss)
@@ -28,12 +28,17 @@ from tqdm.auto import tqdm
 
 from ._batches import concat_batches
 from .probes.context import StepContext, Tracker
-from .problem import Problem
+from .problem import Problem, _resolve_bn_mode
 from .quantities import QUANTITIES
 from .store.sink import Sink
 from .store.writer import RunWriter
 
 __all__ = ["Scope"]
+
+
+# probe types that draw examples or mini-batches from the noise pool (noise_data); stability also uses N (train_size)
+_POOL_TYPES = ("gradient_noise", "sharpest_directions", "alignment", "stability", "hessian_noise")
+_N_TYPES = ("stability",)
 
 
 def _uses_before(probe) -> bool:
@@ -64,9 +69,16 @@ class Scope:
             :class:`~sgdscope.store.RunWriter`, or :class:`~sgdscope.store.MemorySink` to keep
             results in memory), or None for a new folder ``runs/scope-<time>``.
         eval_data: fixed set for the landscape probes (default: ``curvature_data``).
-        noise_data: ``(X, Y)`` that mini-batches for K are drawn from (default: ``curvature_data``).
-        train_size, batch_size: N and S of training (for the break-even stability and K normalisation).
-        bn_mode, params: passed to :class:`~sgdscope.Problem`.
+        noise_data: ``(X, Y)`` that mini-batches for K are drawn from (default: ``curvature_data``,
+            with a warning when a probe draws from it: give the training set, or a large sample of it).
+        train_size, batch_size: N and S of training (for the break-even stability; default: N the
+            examples of ``noise_data``, with a warning when the stability probe is used; S the size of
+            each step's ``batch``).
+        bn_mode, params, reduction: passed to :class:`~sgdscope.Problem`: every quantity is of the
+            mean loss over the examples. ``loss_fn`` is taken to be the loss training steps on: with
+            ``reduction="sum"`` the probes see the step on the mean loss (``ctx.lr`` = lr * S, the
+            training gradient / S). ``bn_mode=None`` (not chosen) is ``"eval"``, with a warning for a
+            model with batch norm.
         seed: seeds the measurements' own generator (never the global RNG).
         progress: show a progress bar over the probes of a step while they run.
         strict: re-raise an exception raised inside a probe (default: record it and go on).
@@ -84,15 +96,17 @@ class Scope:
         noise_data=None,
         train_size: int | None = None,
         batch_size: int | None = None,
-        bn_mode: str = "eval",
+        bn_mode: str | None = None,
         params=None,
+        reduction: str | None = None,
         seed: int = 0,
         lanczos_tol: float = 1e-3,
         progress: bool = False,
         strict: bool = False,
     ):
         self.model = model
-        self.problem = Problem(model, loss_fn, curvature_data, params=params, bn_mode=bn_mode)
+        bn_mode = _resolve_bn_mode(model, bn_mode)  # warns here, at the caller's line, when not chosen
+        self.problem = Problem(model, loss_fn, curvature_data, params=params, bn_mode=bn_mode, reduction=reduction)
         self.eval_problem = (
             self.problem if eval_data is None else self.problem.subproblem(eval_data)
         )
@@ -105,6 +119,7 @@ class Scope:
         names = [p.name for p in self.probes]
         if len(set(names)) != len(names):
             raise ValueError(f"probe names must be unique, got {names}")
+        self._warn_defaults(noise_data is None, train_size is None)
         gdev = self.problem.device if self.problem.device.type == "cuda" else "cpu"
         self.tracker = Tracker(torch.Generator(device=gdev).manual_seed(seed), lanczos_tol=lanczos_tol, progress=progress)
         self.theta_init = self.problem.theta()
@@ -120,10 +135,26 @@ class Scope:
         if self.owns_sink:
             if sink is None:
                 sink = Path("runs") / f"scope-{datetime.now():%Y%m%d-%H%M%S}"
-            config = {"scope": {"probes": {p.name: _probe_type(p) for p in self.probes}, "seed": seed, "bn_mode": bn_mode}}
+            config = {"scope": {"probes": {p.name: _probe_type(p) for p in self.probes}, "seed": seed, "bn_mode": bn_mode,
+                                "reduction": self.problem.reduction}}
             sink = RunWriter(sink, config=config)
         self.sink = sink
         self.sink.declare({p.name: _probe_type(p) for p in self.probes})
+
+    def _warn_defaults(self, no_pool: bool, no_size: bool) -> None:
+        """One warning naming ``noise_data=`` / ``train_size=`` when probes rely on their defaults."""
+        pool = [p.name for p in self.probes if _probe_type(p) in _POOL_TYPES] if no_pool else []
+        size = [p.name for p in self.probes if _probe_type(p) in _N_TYPES] if no_size else []
+        n = len(self.source[1])
+        parts = []
+        if pool:
+            parts.append(f"noise_data=(X, Y), the pool {pool} draw examples and mini-batches from (e.g. the training set; "
+                         f"now the curvature subset, {n} examples: mini-batches of that size or larger cannot be drawn from it)")
+        if size:
+            parts.append(f"train_size=N, the training-set size of Break-Even eq. 1 in {size} (now N = {self.train_size}, "
+                         "the examples of the noise pool)")
+        if parts:
+            warnings.warn("Scope: pass " + "; and ".join(parts), UserWarning, stacklevel=3)
 
     @property
     def run_dir(self) -> Path | None:
@@ -131,12 +162,18 @@ class Scope:
         path = getattr(self.sink, "path", None)
         return None if path is None else Path(path)
 
-    def _train_grad(self) -> torch.Tensor | None:
+    def _step_size(self, batch) -> int:
+        """S, the examples of this step's mini-batch (0 if unknown)."""
+        return int(self.batch_size or (len(batch[1]) if batch is not None else 0))
+
+    def _train_grad(self, S: int) -> torch.Tensor | None:
+        """The training gradient in ``.grad``, of the mean loss of the step's S examples (None if unknown)."""
         named = dict(self.model.named_parameters())
         grads = [named[n].grad for n in self.problem.spec.names]
-        if any(g is None for g in grads):
+        if any(g is None for g in grads) or (self.problem.reduction == "sum" and not S):
             return None
-        return torch.cat([g.detach().reshape(-1) for g in grads]).to(self.problem.dtype)
+        g = torch.cat([g.detach().reshape(-1) for g in grads]).to(self.problem.dtype)
+        return g / S if self.problem.reduction == "sum" else g  # a summed loss's gradient is S times the mean's
 
     def after_step(
         self,
@@ -167,13 +204,13 @@ class Scope:
             )
             due = [p for p in due if p.name not in unserved]
         if due:
-            theta_after, train_grad = self.problem.theta(), self._train_grad()
+            theta_after, train_grad = self.problem.theta(), self._train_grad(self._step_size(batch))
             out = self._run(due, self._context(step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad))
         # keep the parameters (and the gradient) only when the next call may need them as "before"
         nxt = step + (stride or 1)
         if not self._regular or stride is None or any(p.schedule(nxt, True) for p in self.probes if _uses_before(p)):
             if theta_after is None:
-                theta_after, train_grad = self.problem.theta(), self._train_grad()
+                theta_after, train_grad = self.problem.theta(), self._train_grad(self._step_size(batch))
             self._theta_prev, self._prev_grad = theta_after, train_grad
         else:
             self._theta_prev = self._prev_grad = None
@@ -183,6 +220,13 @@ class Scope:
     def _context(self, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad) -> StepContext:
         if lr is None:
             lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else float("nan")
+        S = self._step_size(batch)
+        if self.problem.reduction == "sum":  # a step lr * sum_i g_i is a step lr * S on the mean loss
+            if not S:
+                warnings.warn("Scope: the loss is summed over the mini-batch, so the step on the mean loss is lr * S; "
+                              "pass batch_size=S to Scope or batch=(x, y) to after_step (the learning rate is NaN "
+                              "to the probes until then)", RuntimeWarning, stacklevel=3)
+            lr = lr * S if S else float("nan")
         if batch is not None:
             batch = self.problem.place(batch)
         return StepContext(
@@ -190,7 +234,7 @@ class Scope:
             epoch=float("nan") if epoch is None else float(epoch),
             epoch_end=bool(epoch_end),
             lr=float(lr),
-            batch_size=int(self.batch_size or (len(batch[1]) if batch is not None else 0)),
+            batch_size=S,
             train_size=self.train_size,
             theta_before=self._theta_prev,
             theta_after=theta_after,

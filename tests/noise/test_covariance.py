@@ -154,3 +154,21 @@ def test_bad_arguments(rows):
         covariance_spectrum(rows[0], k=1)
     with pytest.raises(ValueError, match=r"k must be in \[1, L=10\]"):
         uncentred_moment_top(rows, k=11)
+
+
+def test_centred_gram_keeps_float32_precision_under_a_large_mean():
+    """The Gram matrix is centred by shifting the rows by the first one and removing the mean in
+    float64 (one pass over G): rows with a mean 50x their spread lose no more precision than
+    explicit centring in float32, and the float64 result equals the explicit centred Gram."""
+    g = torch.Generator().manual_seed(0)
+    L, D = 12, 5000
+    G = 50 * torch.randn(D, generator=g, dtype=torch.float64) + torch.randn(L, D, generator=g, dtype=torch.float64)
+    C, vals, _ = explicit_cov(G)
+    Dc = G - G.mean(0)
+    torch.testing.assert_close(gram_module.centred_gram(G), Dc @ Dc.T, atol=1e-9, rtol=1e-12)
+    ref = vals[: L - 1]
+    s32 = covariance_spectrum(G.float(), k=3)
+    old32 = torch.linalg.eigvalsh((lambda c: (c @ c.T).double())(G.float() - G.float().mean(0))).flip(0)[: L - 1] / L
+    err_new = float(((s32.spectrum[: L - 1].double() - ref) / ref).abs().max())
+    err_old = float(((old32 - ref) / ref).abs().max())
+    assert err_new < 1e-5 and err_new < 3 * err_old + 1e-6  # lambda_* included

@@ -175,3 +175,39 @@ def test_tuple_inputs_and_vector_targets():
         torch.testing.assert_close(G[i], torch.cat([t.reshape(-1) for t in grads]), atol=ATOL, rtol=0)
     idx = minibatch_indices(9, batch_size=4, num_batches=3, generator=g)
     torch.testing.assert_close(minibatch_gradients(p, ((U, W), Y), indices=idx), G[idx].mean(1), atol=ATOL, rtol=0)
+
+
+@pytest.mark.parametrize("bn_mode", ["eval", "train"])
+def test_loop_and_vmap_give_the_same_rows(case, bn_mode):
+    """The two ways to mini-batch gradients (a reverse pass per mini-batch, vmap over whole
+    mini-batches) give the same rows to float64 precision; "auto" takes vmap for the MLP (only
+    nn.Linear parameters) and the loop for the CNN and the batch-norm net."""
+    import sgdscope.noise.gradients as mod
+
+    p = case.problem(bn_mode=bn_mode)
+    idx = minibatch_indices(len(case.Y), batch_size=4, num_batches=6, generator=torch.Generator().manual_seed(5))
+    loop = minibatch_gradients(p, (case.X, case.Y), indices=idx, method="loop")
+    vmapped = minibatch_gradients(p, (case.X, case.Y), indices=idx, method="vmap")
+    torch.testing.assert_close(vmapped, loop, atol=ATOL, rtol=0)
+    train = bn_mode == "train" and p.has_batchnorm
+    for l in range(6):  # and the autograd gradient of each mini-batch loss
+        torch.testing.assert_close(loop[l], case.gradient(case.X[idx[l]], case.Y[idx[l]], train=train), atol=ATOL, rtol=0)
+    assert mod._vmap_pays(p) == (not p.has_batchnorm and not any(isinstance(m, nn.Conv2d) for m in case.model.modules()))
+    auto = minibatch_gradients(p, (case.X, case.Y), indices=idx)
+    torch.testing.assert_close(auto, loop, atol=ATOL, rtol=0)
+
+
+def test_method_argument(mlp):
+    p = mlp.problem()
+    idx = minibatch_indices(12, batch_size=4, num_batches=2, generator=torch.Generator().manual_seed(0))
+    with pytest.raises(ValueError, match="method must be"):
+        minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, method="fast")
+    with pytest.raises(ValueError, match="whole mini-batches"):
+        minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, method="vmap", chunk_size=2)
+    # chunk_size < M under "auto" loops over pieces, with the same rows
+    torch.testing.assert_close(
+        minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, chunk_size=3),
+        minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, method="vmap"),
+        atol=ATOL,
+        rtol=0,
+    )

@@ -68,12 +68,13 @@ def test_the_split_into_batches_does_not_change_the_hessian(kind):
     torch.testing.assert_close(whole, split, rtol=1e-10, atol=1e-12)
 
 
-def test_sum_reduction_adds_the_batches():
+def test_sum_reduction_is_measured_on_the_mean_loss():
     model, x, y = make_case("mlp")
     batches = _batches(x, y)
-    H = reference_hessian(model, batches, loss_fn=nn.CrossEntropyLoss(reduction="sum"))
+    H = reference_hessian(model, batches, loss_fn=nn.CrossEntropyLoss(reduction="sum")) / len(y)  # the summed loss's / N
+    torch.testing.assert_close(H, reference_hessian(model, batches), rtol=1e-10, atol=1e-12)
     p = sgdscope.Problem(model, nn.CrossEntropyLoss(reduction="sum"), batches)
-    torch.testing.assert_close(sgdscope.dense_hessian(p).matrix, H, rtol=1e-10, atol=1e-11)
+    torch.testing.assert_close(sgdscope.dense_hessian(p).matrix, H, rtol=1e-10, atol=1e-12)
 
 
 def test_per_layer_selection_is_the_dense_sub_block():

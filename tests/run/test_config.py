@@ -6,7 +6,7 @@ from _tiny_run import tiny_config
 
 def test_defaults_fill_in_and_types_are_kept(tmp_path):
     cfg = resolve(tiny_config(tmp_path))
-    assert cfg["measure"]["bn_mode"] == "eval" and cfg["optimizer"]["weight_decay"] == 0.0
+    assert cfg["measure"]["bn_mode"] == "auto" and cfg["optimizer"]["weight_decay"] == 0.0
     assert cfg["model"]["widths"] == [8]  # open section: passed to the builder
     assert isinstance(resolve({"optimizer": {"lr": 1}})["optimizer"]["lr"], float)
 

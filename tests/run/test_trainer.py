@@ -71,11 +71,15 @@ def test_same_seed_same_numbers_and_kill_then_resume_is_exact(tmp_path):
 
 
 def test_divergence_stops_and_keeps_what_was_recorded(tmp_path):
-    cfg = resolve(tiny_config(tmp_path, loss={"name": "mse"}, optimizer={"name": "sgd", "lr": 30.0, "momentum": 0.9}))
-    with pytest.warns(RuntimeWarning, match="non-finite"):
+    """With the divergence factor off, the run goes on until the loss is inf / NaN; the probes meet
+    non-finite parameters first: their failures are recorded (NaN, failed = 1), not fatal."""
+    cfg = resolve(tiny_config(tmp_path, loss={"name": "mse"}, train={"divergence_factor": 0.0},
+                              optimizer={"name": "sgd", "lr": 30.0, "momentum": 0.9}))
+    with pytest.warns(RuntimeWarning, match="failed at step"):
         run = train(cfg, progress=False)
     status = read_status(run)
     assert status["state"] == "diverged" and "training loss" in status["message"]
+    assert "probe_errors" in status and "failed at step" in status["message"]
     df = sgdscope.load_run(run)
     last = df[df.probe == "train"].iloc[-1]
     assert not math.isfinite(last.value)
@@ -105,3 +109,40 @@ def test_optimizers_by_name(tmp_path, opt):
     if opt["name"] in ("gd", "noisy_gd"):
         assert len(losses) == 2  # one full-batch step per epoch
     assert losses.iloc[-1] < losses.iloc[0] * 1.5
+
+
+def test_an_exploding_run_ends_diverged_and_keeps_its_records(tmp_path):
+    """lr = 50: the loss grows by orders of magnitude while staying finite; the run stops as
+    diverged once it passes train.divergence_factor times the first loss, records kept."""
+    cfg = resolve(tiny_config(tmp_path, dtype="float32", optimizer={"name": "sgd", "lr": 50.0, "momentum": 0.9}))
+    run = train(cfg, progress=False)
+    status = read_status(run)
+    assert status["state"] == "diverged" and "train.divergence_factor" in status["message"]
+    losses = sgdscope.load_run(run).query("probe == 'train' and name == 'loss'").value
+    assert math.isfinite(losses.iloc[-1]) and losses.iloc[-1] > 1e4 * losses.iloc[0]
+    assert status["step"] == len(losses) - 1  # the step that diverged was not taken
+    off = resolve(tiny_config(tmp_path / "off", train={"epochs": 1, "divergence_factor": 0.0}, dtype="float32",
+                              optimizer={"name": "sgd", "lr": 50.0, "momentum": 0.9}, probes={}))
+    assert read_status(train(off, progress=False))["state"] in ("done", "diverged")  # only NaN / inf count
+
+
+def test_status_follows_the_run_while_it_goes(tmp_path):
+    from sgdscope.run import build_run, train_step
+    from sgdscope.store import RunWriter
+
+    cfg = resolve(tiny_config(tmp_path))
+    writer = RunWriter(tmp_path / "live", config=cfg)
+    run = build_run(cfg, writer)
+    for _ in range(5):
+        train_step(run)
+    status = read_status(tmp_path / "live")  # the probes of step 4 flushed the rows
+    assert status["state"] == "running" and status["step"] == 4
+
+
+def test_a_failing_build_leaves_no_run_folder_and_a_one_line_error(tmp_path):
+    from sgdscope.run.trainer import SetupError
+
+    cfg = resolve(tiny_config(tmp_path, data={"name": "cifar10", "root": str(tmp_path / "nowhere"), "options": {}}))
+    with pytest.raises(SetupError, match=r"setting up the run failed: .*nowhere: does not exist"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "tiny").exists()

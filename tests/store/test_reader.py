@@ -82,7 +82,7 @@ def test_find_runs_skips_hidden_and_does_not_descend_into_runs(sweep):
 
 
 def test_list_runs(sweep):
-    df = list_runs(sweep)
+    df = list_runs(sweep, metrics=["train/loss", "hessian/lambda_max"])
     assert df["run"].tolist() == ["lr_0.1", "lr_0.5", "nested/lr_1"]
     assert df["state"].tolist() == ["done", "diverged", "done"]
     assert df["step"].tolist() == [2, 1, 2] and df["epoch"].tolist() == [1.0, 0.5, 1.0]
@@ -103,7 +103,8 @@ def test_list_runs_without_status(tmp_path):
 
 def test_load_sweep(sweep):
     df = load_sweep(sweep)
-    assert df.columns[:7].tolist() == ["run", "step", "epoch", "probe", "type", "name", "value"]
+    assert df.columns[:8].tolist() == ["run", "state", "step", "epoch", "probe", "type", "name", "value"]
+    assert df.groupby("run")["state"].first().to_dict() == {"lr_0.1": "done", "lr_0.5": "diverged", "nested/lr_1": "done"}
     assert {"optimizer.lr", "optimizer.name", "sizes", "config.step"} <= set(df.columns)
     assert df.groupby("run").size().to_dict() == {"lr_0.1": 12, "lr_0.5": 8, "nested/lr_1": 12}
     lr = df.groupby("run")["optimizer.lr"].first()
@@ -142,3 +143,14 @@ def test_export_tensorboard_round_trip(tmp_path):
     assert np.allclose([e.value for e in loss[:3]], [0.3, 0.2, 0.1]) and np.isnan(loss[3].value)
     other = export_tensorboard(run, tmp_path / "tb")
     assert other == tmp_path / "tb" and list(other.glob("events.out.tfevents.*"))
+
+
+def test_import_sgdscope_loads_no_pandas_pyarrow_or_safetensors():
+    """The store loads them when a run is read or written, not on import."""
+    import subprocess
+    import sys
+
+    code = ("import sys, sgdscope; heavy = [m for m in ('pandas', 'pyarrow', 'safetensors', 'ray', 'matplotlib') "
+            "if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0 and out.stdout.strip() == "[]", out.stderr[-2000:]

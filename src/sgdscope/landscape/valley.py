@@ -43,7 +43,8 @@ def project_to_valley(
     momentum: float = 0.0,
 ) -> Projection:
     """Full-batch (heavy-ball, torch convention) GD on ``problem`` from ``theta`` (D,) until the loss
-    is below ``threshold`` or ``max_steps`` steps were taken. Pure: the model is not changed."""
+    is below ``threshold`` or ``max_steps`` steps were taken. Pure: the model is not changed.
+    The loss is the problem's mean over its examples, so ``lr`` is a learning rate on the mean loss."""
     if lr <= 0 or max_steps < 0 or not 0 <= momentum < 1:
         raise ValueError(f"need lr > 0, max_steps >= 0 and momentum in [0, 1), got {lr}, {max_steps}, {momentum}")
     theta = problem.check_theta(theta, "theta").clone()  # the result never aliases the caller's tensor

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._gram import check_rows, gram, per_example_scale, top_eigh, unit_columns
+from ._gram import centred_gram, check_rows, per_example_scale, top_eigh
 
 __all__ = ["covariance_spectrum", "CovarianceSpectrum", "projection_ratio"]
 
@@ -133,11 +133,14 @@ def covariance_spectrum(
     if not 1 <= k <= L - 1:
         raise ValueError(f"k must be in [1, L-1={L - 1}] (centring leaves L-1 nonzero eigenvalues), got {k}")
     c = per_example_scale(batch_size, population)
-    mean = G.mean(0)
-    KM = gram(G, mean) / L  # (L, L) Gram matrix of K^M, float64
+    KM = centred_gram(G) / L  # (L, L) Gram matrix of K^M, float64: one pass over G
     spectrum, U = top_eigh(KM)
-    Uk = U[:, :k].to(device=G.device, dtype=G.dtype)
-    vectors = unit_columns((Uk.T @ G - Uk.sum(0)[:, None] * mean).T)  # D^T U, row-major: one pass over G
+    # D^T U = G^T U - gbar (1^T U), with gbar from the same product: one more pass over G (row-major),
+    # then in place on the (k, D) rows
+    W = torch.cat([U[:, :k], torch.full((L, 1), 1.0 / L, dtype=U.dtype)], dim=1).to(device=G.device, dtype=G.dtype)
+    Y = W.T @ G  # (k+1, D): U^T G and gbar
+    V = Y[:k].addr_(W[:, :k].sum(0), Y[k], alpha=-1)
+    vectors = V.div_(torch.linalg.vector_norm(V, dim=1, keepdim=True).clamp_min(torch.finfo(V.dtype).tiny)).T
     return CovarianceSpectrum(
         values=spectrum[:k].to(device=G.device, dtype=G.dtype),
         vectors=vectors,

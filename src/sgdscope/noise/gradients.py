@@ -10,13 +10,15 @@ Conventions (Break-Even §3, App. C; Walk with SGD §4.1):
 * per-example gradient ``g_i = d/dtheta loss_fn(f(x_i), y_i)``, the loss of the single example;
 * mini-batch gradient ``g_B = (1/M) sum_{i in B} g_i`` -- the gradient of the mini-batch loss
   with a mean reduction, which is what SGD steps along. A loss with ``reduction="sum"`` is
-  divided by M, so the mean of per-example rows is the mini-batch row in both cases.
+  divided by M (:meth:`~sgdscope.Problem.batch_loss` is always the mean over the batch's
+  examples), so the mean of per-example rows is the mini-batch row in both cases.
 """
 from __future__ import annotations
 
 import warnings
 
 import torch
+from torch import nn
 from torch.func import grad, vmap
 
 from .._batches import Pool
@@ -121,13 +123,36 @@ def per_example_gradients(
     return out
 
 
-_VMAP_EXAMPLES = {"cpu": 1024, "accelerator": 8192}  # examples per vmapped call of whole mini-batches
+# examples per vmapped call of whole mini-batches: L = 25 mini-batches of M = 128 in one call on the CPU
+_VMAP_EXAMPLES = {"cpu": 4096, "accelerator": 8192}
+# modules whose parameters vmap over whole mini-batches was measured to pay for (benchmarks/noise.py)
+_VMAP_LAYERS = (nn.Linear,)
 
 
-def _vmapped_rows(problem: Problem, theta, pool, indices, frozen, out) -> bool:
-    """Fill ``out`` with the mini-batch gradients of ``indices`` (L, M), several whole mini-batches
-    per ``vmap(grad)`` call (one batched forward and backward instead of L small ones). False if
-    ``torch.func`` cannot vmap the model (the caller then loops over rows)."""
+def _vmap_pays(problem: Problem) -> bool:
+    """The automatic choice of :func:`minibatch_gradients`: vmap over whole mini-batches when every
+    module holding parameters is an ``nn.Linear`` (an MLP), else the loop of one reverse pass per
+    mini-batch.
+
+    Why by what the model contains, not by timing it: the choice is then the same on every call and
+    on a resumed run, so the rows (equal to float rounding either way) never depend on the machine's
+    load. The loop is a plain training step's gradient per mini-batch, so it costs L plain gradients
+    whatever the model. vmap turns the weight gradients into batched products; for dense layers that
+    beats L small passes (MLP 300-100, L = 25, M = 128: 0.85-0.9x the L plain gradients on a 2-core
+    CPU), for convolutions the batched weight gradient is slower than L ordinary ones (SimpleCNN: 2-3x).
+    Other layers (embeddings, normalisation, attention, recurrent cells) were not measured and take
+    the loop."""
+    for m in problem.model.modules():
+        if next(m.parameters(recurse=False), None) is not None and not isinstance(m, _VMAP_LAYERS):
+            return False
+    return True
+
+
+def _vmapped_rows(problem: Problem, theta, pool, indices, frozen) -> torch.Tensor | None:
+    """The (L, D) mini-batch gradients of ``indices`` (L, M), several whole mini-batches per
+    ``vmap(grad)`` call (one batched forward and backward instead of L small ones); when one call
+    covers all L, its result is returned as it is (no copy). None if ``torch.func`` cannot vmap
+    the model (the caller then loops over rows)."""
     L, M = indices.shape
     rows = max(1, _VMAP_EXAMPLES.get(problem.device.type, _VMAP_EXAMPLES["accelerator"]) // M)
 
@@ -135,12 +160,13 @@ def _vmapped_rows(problem: Problem, theta, pool, indices, frozen, out) -> bool:
         return problem.batch_loss(t, (x, y), frozen=frozen)
 
     per_batch = vmap(grad(batch_loss), in_dims=(None, 0, 0))
+    out = None
     for lo in range(0, L, rows):
         idx = indices[lo : lo + rows]
-        x, y = problem.place(pool.gather(idx.reshape(-1)))
+        x, y = problem.place(pool.gather(idx.reshape(-1)))  # one gather per call
         x = tuple(t.unflatten(0, idx.shape) for t in x) if isinstance(x, tuple) else x.unflatten(0, idx.shape)
         try:
-            out[lo : lo + len(idx)] = per_batch(theta, x, y.unflatten(0, idx.shape))
+            g = per_batch(theta, x, y.unflatten(0, idx.shape))
         except (RuntimeError, NotImplementedError) as err:
             warnings.warn(
                 "minibatch_gradients: torch.func could not vmap this model over mini-batches "
@@ -148,8 +174,13 @@ def _vmapped_rows(problem: Problem, theta, pool, indices, frozen, out) -> bool:
                 RuntimeWarning,
                 stacklevel=3,
             )
-            return False
-    return True
+            return None
+        if len(idx) == L:
+            return g.contiguous()
+        if out is None:
+            out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
+        out[lo : lo + len(idx)] = g
+    return out
 
 
 def _autograd_grad(problem: Problem, theta, batch, frozen) -> torch.Tensor:
@@ -169,13 +200,19 @@ def minibatch_gradients(
     indices: torch.Tensor | None = None,
     chunk_size: int | None = None,
     theta: torch.Tensor | None = None,
+    method: str = "auto",
 ) -> torch.Tensor:
     """The (L, D) matrix of L mini-batch gradients ``g_B = (1/M) sum_{i in B} g_i``, |B| = M.
 
-    Rows are computed several mini-batches at a time by ``vmap`` of ``torch.func.grad`` of the
-    mini-batch loss (one batched pass instead of L small ones; nothing stored in ``.grad``), or by a
-    loop of ``torch.autograd.grad``, one reverse pass per mini-batch, when ``chunk_size`` splits
-    mini-batches or the model cannot be vmapped.
+    Two ways to the same rows (equal up to float rounding; nothing is stored in ``.grad``):
+    ``"loop"``, one ``torch.autograd.grad`` reverse pass per mini-batch (a plain training step's
+    gradient, so L rows cost L plain gradients), and ``"vmap"``, several whole mini-batches per
+    ``vmap`` of ``torch.func.grad`` (one batched pass instead of L small ones). ``"auto"`` takes
+    vmap for models whose parameters all sit in ``nn.Linear`` layers, where it was measured faster
+    than L plain gradients on the CPU, and the loop otherwise (convolutions: vmap's batched weight
+    gradients are 2-3x slower there); it is decided by the model's modules, never by timing, so a
+    run and its resumption take the same path. The loop also serves ``chunk_size`` < M and models
+    that ``torch.func`` cannot vmap (with a warning).
     The mini-batches are drawn by :func:`minibatch_indices` (M distinct examples each, drawn
     independently, from ``generator``), or given as ``indices`` (L, M). ``batch_size`` equal to
     the number of examples N gives the full gradient. Batch norm follows the Problem's
@@ -194,10 +231,14 @@ def minibatch_gradients(
             by their share (bounds memory for large M; not allowed with batch norm in train mode,
             whose statistics would then change).
         theta: (D,) parameters (default: the model's current ones).
+        method: ``"auto"`` (default), ``"loop"`` or ``"vmap"`` (whole mini-batches; needs
+            ``chunk_size`` None or >= M), as above.
 
     Returns:
         (L, D) tensor on the problem's device and dtype.
     """
+    if method not in ("auto", "loop", "vmap"):
+        raise ValueError(f"method must be 'auto', 'loop' or 'vmap', got {method!r}")
     pool = Pool(problem.batches if source is None else source)
     if indices is None:
         if batch_size is None:
@@ -217,20 +258,23 @@ def minibatch_gradients(
             f"chunk_size={chunk} < M={M} would split mini-batches whose batch-norm statistics (bn_mode='train') "
             "depend on all their examples; leave chunk_size=None"
         )
+    if method == "vmap" and chunk < M:
+        raise ValueError(f"method='vmap' evaluates whole mini-batches: chunk_size={chunk} < M={M} needs method='loop' or 'auto'")
+    if method == "auto":
+        method = "vmap" if chunk >= M and _vmap_pays(problem) else "loop"
     theta = problem.check_theta(theta)
     frozen = problem.frozen_params()
-    per_row = 1.0 / M if problem.reduction == "sum" else None
-    out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
     with problem.measuring():
-        if chunk >= M and _vmapped_rows(problem, theta, pool, indices, frozen, out):
-            if per_row is not None:
-                out.mul_(per_row)
-            return out
+        if method == "vmap":
+            G = _vmapped_rows(problem, theta, pool, indices, frozen)
+            if G is not None:
+                return G
+        out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
         for l in range(L):
             row = out[l]
             row.zero_()
             for lo in range(0, M, chunk):
                 part = indices[l, lo : lo + chunk]
                 g = _autograd_grad(problem, theta, problem.place(pool.gather(part)), frozen)
-                row.add_(g, alpha=per_row if per_row is not None else len(part) / M)
+                row.add_(g, alpha=len(part) / M)  # each part's mean loss, weighted by its share
     return out

@@ -13,8 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.func import jvp, vmap
+from torch.func import grad, jvp, vmap
 
+from ..operators.hessian import double_backprop_hvp, forward_or_double_backprop
 from ..problem import Problem
 from .gradients import _check_per_example, _chunk, _single_loss, _slice
 
@@ -53,16 +54,22 @@ def curvature_spread(
 ) -> CurvatureSpread:
     """Mean and variance over the examples of ``batch`` of ``e^T H_i e``, e = v / ||v||.
 
-    Each ``h_i`` is the second directional derivative of the example's loss along e, by ``jvp``
-    of ``jvp`` (forward over forward: no backward pass and no D-sized product per example),
-    vmapped over ``chunk_size`` examples at a time.
+    Each ``h_i = e . (H_i e)``, the example's Hessian-vector product by forward over reverse
+    (``jvp`` of ``grad``, as the Hessian operator's streamed products), vmapped over ``chunk_size``
+    examples at a time. Not forward over forward (``jvp`` of ``jvp``, which needs no D-sized
+    product): torch's nested forward-mode rules of ``layer_norm``, ``instance_norm`` and
+    train-mode ``batch_norm`` drop a second-order term and give wrong values without an error
+    (pytorch/pytorch#196700, #196699; torch 2.13). Models ``torch.func`` cannot transform
+    (``nn.LSTM`` / ``nn.GRU`` on the CPU) are served by double backprop, one example at a time
+    (:func:`~sgdscope.operators.hessian.forward_or_double_backprop`: same values, one warning per model).
 
     Args:
         problem: model, loss and parameter selection (per-example quantities: not batch norm
             in ``bn_mode="train"``).
         v: (D,) direction, e.g. the top Hessian eigenvector; normalised here.
         batch: ``(inputs, targets)`` with n examples.
-        chunk_size: examples per vmapped call (default: all of them; memory is a few activations per example).
+        chunk_size: examples per vmapped call (>= 1; default 8 on the CPU, 64 on an accelerator;
+            memory is about two D-sized vectors plus activations per example).
         theta: (D,) parameters (default: the model's current ones).
     """
     _check_per_example(problem, "curvature_spread")
@@ -73,22 +80,28 @@ def curvature_spread(
     e = v / norm
     theta = problem.check_theta(theta)
     x, y = problem.place(batch)
-    chunk_size = _chunk(problem, chunk_size) if chunk_size is not None else max(1, len(y))
-    f = _single_loss(problem, problem.frozen_params())
+    chunk_size = _chunk(problem, chunk_size)
+    frozen = problem.frozen_params()
+    f = _single_loss(problem, frozen)
 
     def curvature(xi, yi):
-        def slope(t):
-            return jvp(lambda u: f(u, xi, yi), (t,), (e,))[1]
+        return jvp(grad(lambda t: f(t, xi, yi)), (theta,), (e,))[1] @ e
 
-        return jvp(slope, (theta,), (e,))[1]
-
-    per_example = vmap(curvature)
     n = len(y)
-    parts = []
+
+    def forward():
+        per_example = vmap(curvature)
+        return torch.cat([per_example(_slice(x, lo, lo + chunk_size), y[lo : lo + chunk_size]) for lo in range(0, n, chunk_size)])
+
+    def double_backprop():  # e^T (H_i e), one example's gradient graph at a time
+        def one(i):
+            return e @ double_backprop_hvp(problem, theta, (_slice(x, i, i + 1), y[i : i + 1]), e[:, None], frozen=frozen)[:, 0]
+
+        return torch.stack([one(i) for i in range(n)])
+
     with problem.measuring():
-        for lo in range(0, n, chunk_size):
-            parts.append(per_example(_slice(x, lo, lo + chunk_size), y[lo : lo + chunk_size]))
-    h = torch.cat(parts).detach().to(torch.float64).cpu()
+        h = forward_or_double_backprop(problem.model, forward, double_backprop)
+    h = h.detach().to(torch.float64).cpu()
     mean = h.mean()
     return CurvatureSpread(mean=float(mean), var=float(((h - mean) ** 2).mean()), samples=h, n=n)
 

@@ -16,14 +16,20 @@ last recorded run, in ``benchmarks/README.md``: on SimpleCNN a retained-graph pr
 half a streamed one).
 
 The retained graph is plain autograd, so it serves any model. On the streaming path, modules
-``torch.func`` cannot transform (a custom ``autograd.Function`` without forward-mode support...)
-are served by double backprop, chosen automatically with a warning.
+``torch.func`` cannot transform (a custom ``autograd.Function`` without forward-mode support, the
+CPU kernels of ``nn.LSTM`` / ``nn.GRU``...) are served by double backprop.
+:func:`forward_or_double_backprop` makes that choice for every forward-mode computation of the
+package (here and the per-example curvatures of :mod:`sgdscope.noise.spread`): once per model,
+with one warning, remembered for the model's lifetime.
 """
 from __future__ import annotations
 
 import warnings
+import weakref
+from typing import Callable, TypeVar
 
 import torch
+from torch import nn
 from torch.func import grad, jvp, vmap
 
 from ..problem import Problem
@@ -33,6 +39,61 @@ __all__ = ["hessian_op", "HessianOp"]
 
 _BACKENDS = ("auto", "graph", "func", "autograd")
 DEFAULT_CACHE_BYTES = 2 * 1024**3
+
+_T = TypeVar("_T")
+# models whose forward-mode computations failed -> the first error: they use double backprop from then on
+_NO_FORWARD_MODE: "weakref.WeakKeyDictionary[nn.Module, str]" = weakref.WeakKeyDictionary()
+
+
+def forward_or_double_backprop(model: nn.Module, forward: Callable[[], _T], double_backprop: Callable[[], _T]) -> _T:
+    """``forward()``, a ``torch.func`` computation with forward mode (``jvp``, maybe ``vmap``), unless
+    ``model`` is known to fail there; then, or if it raises now, ``double_backprop()`` (plain
+    autograd, same values, slower). The first failure warns once and is remembered for the model's
+    lifetime, so later calls (any operator or probe, any step) go straight to double backprop.
+    Out-of-memory errors are raised, not taken for a missing forward-mode rule.
+    """
+    if model not in _NO_FORWARD_MODE:
+        try:
+            return forward()
+        except torch.cuda.OutOfMemoryError:  # torch.OutOfMemoryError (2.5+) is this class
+            raise
+        except (RuntimeError, NotImplementedError) as err:
+            reason = f"{type(err).__name__}: {str(err).splitlines()[0][:200] if str(err) else ''}"
+            _NO_FORWARD_MODE[model] = reason
+            warnings.warn(
+                f"torch.func could not transform this model (forward mode or vmap: {reason}); falling back to double "
+                "backprop for its Hessian-vector products and per-example curvatures from now on (slower, same values).",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+    return double_backprop()
+
+
+def double_backprop_hvp(problem: Problem, theta: torch.Tensor, batch, V: torch.Tensor, *, frozen=None) -> torch.Tensor:
+    """(D, k) ``H_b V`` of one batch's loss at ``theta`` by double backprop: the batch's gradient
+    graph is built once and each column is one backward pass through it (call inside
+    ``problem.measuring()``)."""
+    with torch.enable_grad():
+        t = theta.detach().requires_grad_(True)
+        g = _gradient_graph(problem, t, batch, problem.frozen_params() if frozen is None else frozen)
+        out = torch.zeros_like(V)
+        _add_products(out, t, 1.0, g, V, keep_last=False)
+    return out
+
+
+def _gradient_graph(problem: Problem, t, batch, frozen, losses=None):
+    """This batch's gradient at ``t`` with its graph kept (call inside measuring/enable_grad)."""
+    loss = problem.batch_loss(t, batch, frozen=frozen)
+    if losses is not None:
+        losses.append(loss.detach())
+    return torch.autograd.grad(loss, t, create_graph=True)[0]
+
+
+def _add_products(out, t, w, g, V, *, keep_last: bool = True):
+    """out += w * H_batch V, one backward pass through ``g``'s graph per column."""
+    for j in range(V.shape[1]):
+        (hv,) = torch.autograd.grad(g, t, V[:, j], retain_graph=keep_last or j + 1 < V.shape[1])
+        out[:, j].add_(hv, alpha=w)
 
 
 class _TooBig(Exception):
@@ -69,29 +130,16 @@ class HessianOp(FunctionOp):
                 self.backend = "func"  # auto only: stream from now on
         if self.backend == "autograd":
             return self._autograd_matmat(V)
-        try:
+        if self.requested == "func":
             return self._func_matmat(V)
-        except (RuntimeError, NotImplementedError) as err:
-            if self.requested == "func":
-                raise
-            warnings.warn(
-                "hessian_op: torch.func could not transform this model "
-                f"({type(err).__name__}: {str(err).splitlines()[0][:200]}); "
-                "falling back to double backprop (slower, same values).",
-                RuntimeWarning,
-                stacklevel=3,
-            )
+
+        def double_backprop():
             self.backend = "autograd"
             return self._autograd_matmat(V)
 
-    # ------------------------------------------------------------------ retained graph
-    def _gradient_graph(self, t, batch, frozen, losses=None):
-        """This batch's gradient at ``t`` with its graph kept (call inside measuring/enable_grad)."""
-        loss = self.problem.batch_loss(t, batch, frozen=frozen)
-        if losses is not None:
-            losses.append(loss.detach())
-        return torch.autograd.grad(loss, t, create_graph=True)[0]
+        return forward_or_double_backprop(self.problem.model, lambda: self._func_matmat(V), double_backprop)
 
+    # ------------------------------------------------------------------ retained graph
     def _build_graphs(self):
         p = self.problem
         frozen = p.frozen_params()
@@ -107,17 +155,10 @@ class HessianOp(FunctionOp):
 
         with p.measuring(), torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, lambda x: x):
             losses = []
-            graphs = [(w, self._gradient_graph(t, batch, frozen, losses)) for w, batch in zip(p.weights, p.batches)]
+            graphs = [(w, _gradient_graph(p, t, batch, frozen, losses)) for w, batch in zip(p.weights, p.batches)]
         self.retained_bytes = counted[0]
         self.loss = sum(w * l for w, l in zip(p.weights, losses))
         return t, graphs
-
-    @staticmethod
-    def _add_products(out, t, w, g, V, *, keep_last: bool = True):
-        """out += w * H_batch V, one backward pass through ``g``'s graph per column."""
-        for j in range(V.shape[1]):
-            (hv,) = torch.autograd.grad(g, t, V[:, j], retain_graph=keep_last or j + 1 < V.shape[1])
-            out[:, j].add_(hv, alpha=w)
 
     def _graph_matmat(self, V: torch.Tensor) -> torch.Tensor:
         if self._graphs is None:
@@ -125,7 +166,7 @@ class HessianOp(FunctionOp):
         t, graphs = self._graphs
         out = torch.zeros_like(V)
         for w, g in graphs:
-            self._add_products(out, t, w, g, V)
+            _add_products(out, t, w, g, V)
         return out
 
     # ------------------------------------------------------------------ streaming
@@ -158,10 +199,9 @@ class HessianOp(FunctionOp):
         p = self.problem
         frozen = p.frozen_params()
         out = torch.zeros_like(V)
-        with p.measuring(), torch.enable_grad():
+        with p.measuring():
             for w, batch in zip(p.weights, p.batches):
-                t = self.theta.detach().requires_grad_(True)
-                self._add_products(out, t, w, self._gradient_graph(t, batch, frozen), V, keep_last=False)
+                out.add_(double_backprop_hvp(p, self.theta, batch, V, frozen=frozen), alpha=w)
         return out
 
 

@@ -31,7 +31,9 @@ class NoisyGD(_SubspaceOptimizer):
         scale: s, the noise strength; for SGD-like noise ``sgd_noise_scale(S, M)`` = (1/S)(1 - S/M).
         f: for ``"designed"``: a function of the (n,) eigenvalues to be lowered (df/dlambda >= 0).
         problem: a :class:`~sgdscope.Problem` over (a subset of) these parameters whose Hessian
-            gives the eigenbasis; ``None``: give it with ``set_directions(V, eigenvalues)``.
+            gives the eigenbasis (of its mean loss over the examples, whatever the loss's
+            reduction: train on the mean loss for ``C = s H`` to be SGD's scale);
+            ``None``: give it with ``set_directions(V, eigenvalues)``.
         recompute_every: m; the eigenbasis is recomputed before steps 0, m, 2m, ... (warm-started
             Lanczos). The noise of each step uses the latest basis.
         lanczos_tol: relative Ritz-residual tolerance of that Lanczos.

@@ -45,12 +45,14 @@ class StepContext:
 
     Attributes:
         step, epoch, epoch_end: where training is (``epoch`` may be fractional or NaN if unknown).
-        lr: the learning rate of the step; ``batch_size``: S, the training mini-batch size.
+        lr: the learning rate of the step on the mean loss (the optimizer's; times S for a loss
+            summed over the mini-batch); ``batch_size``: S, the training mini-batch size (0 if unknown).
         theta_before, theta_after, theta_init: parameters before / after this step, and at the start.
-        batch: the training mini-batch ``(x, y)`` of this step (or None), ``batch_loss`` its loss.
+        batch: the training mini-batch ``(x, y)`` of this step (or None), ``batch_loss`` its loss as
+            the training loop gave it (the loss's own reduction).
         problem: the fixed curvature subset; ``eval_problem``: the fixed evaluation set (landscape).
         source: ``(X, Y)`` data mini-batches for K are drawn from; ``train_size``: N.
-        train_grad: the training gradient of this step (from ``.grad``) if available.
+        train_grad: the training gradient of this step (from ``.grad``, of the mean loss) if available.
         prev_grad: the previous step's training gradient if available.
     """
 
@@ -114,7 +116,20 @@ class StepContext:
         return res
 
     def minibatch_gradients(self, num_batches: int, batch_size: int) -> torch.Tensor:
-        """(L, D) gradients of L random size-M mini-batches of ``source`` at ``theta_after``."""
+        """(L, D) gradients of L random size-M mini-batches of ``source`` at ``theta_after``.
+
+        Raises:
+            ValueError: M >= N, the examples of ``source``, unless M = N = ``train_size`` (the
+            full training gradient, as full-batch training takes it); the message names the
+            arguments to change (``noise_data=``, the probe's ``batch_size=``) and the numbers.
+        """
+        N = len(self.source[1])
+        if batch_size > N or (batch_size == N and N != self.train_size):
+            raise ValueError(
+                f"mini-batches of M={batch_size} examples cannot be drawn at random from a noise pool of N={N} examples "
+                f"({'more than it holds' if batch_size > N else 'each would be the whole pool'}); pass a larger pool, "
+                "Scope(noise_data=(X, Y)) (e.g. the training set), or a smaller M with the probe's batch_size="
+            )
         key = ("minibatch_gradients", num_batches, batch_size)
         if key not in self._memo:
             from ..noise import minibatch_gradients

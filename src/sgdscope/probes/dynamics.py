@@ -1,7 +1,7 @@
 """Training-dynamics probes: cheap quantities of the step itself.
 
 * ``loss_change``: Delta L = L(theta_before) - L(theta_after) on the curvature subset
-  (Break-Even §4.1: training is stable while Delta L > 0).
+  (Break-Even §4.1: training is stable while Delta L > 0), in the problem's ``bn_mode``.
 * ``distance_from_init``: ||theta - theta_0||.
 * ``gradient_cosine``: cos(g_{t-1}, g_t) of consecutive training mini-batch gradients (Walk eq. 5).
 * ``bn_scale_norm``: ||gamma|| of the last batch-norm layer and of all of them (Break-Even §4.3).
@@ -67,7 +67,7 @@ def bn_scale_norm(*, every=100, name: str = "bn_scale_norm") -> FunctionProbe:
 
 def _loss_acc(problem, theta, x, y):
     out, y = problem.outputs(theta, x), y.to(problem.device)
-    return float(problem.loss_fn(out, y)), float((out.argmax(-1) == y).double().mean())
+    return float(problem.mean_loss(out, y)), float((out.argmax(-1) == y).double().mean())
 
 
 def evaluation(sets: dict, *, every="epoch_end", name: str = "evaluation") -> FunctionProbe:

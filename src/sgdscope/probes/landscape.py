@@ -81,7 +81,7 @@ class sharpest_directions:  # noqa: N801
         res = ctx.top_eigen(self.k)
         E = res.vectors
         e1 = E[:, 0]
-        M = min(self.batch_size or ctx.batch_size or 128, len(ctx.source[1]))
+        M = int(self.batch_size or ctx.batch_size or 128)  # ctx.minibatch_gradients checks it against the pool
         G = ctx.minibatch_gradients(self.num_batches, M)
         along = G @ e1  # (L,) components of the mini-batch gradients on e1
         step_e1 = ctx.lr * float(along.abs().mean())

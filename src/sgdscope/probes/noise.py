@@ -25,8 +25,8 @@ __all__ = ["gradient_noise", "hessian_noise", "alignment", "stability"]
 
 def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int = 5, *, every=100, name: str = "gradient_noise") -> FunctionProbe:
     """The gradient-noise covariance of Break-Even App. C from L = ``num_batches`` mini-batch
-    gradients of M = ``batch_size`` examples (default: the training batch size, clipped to N)
-    drawn from the N examples of the noise source with the tracker's generator.
+    gradients of M = ``batch_size`` examples (default: the training batch size) drawn from the
+    N examples of the noise source (``Scope(noise_data=...)``; M < N) with the tracker's generator.
 
     Values, on the paper's scale ``K^M = (1/L) sum_l (g_l - gbar)(g_l - gbar)^T`` (no factor M):
     ``lambda_1`` (lambda_K^1), ``lambda_star`` (lambda_K^*, the (L-1)-th eigenvalue),
@@ -41,7 +41,13 @@ def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int 
 
     def fn(ctx):
         N = len(ctx.source[1])
-        M = min(batch_size or ctx.batch_size or 128, N)
+        M = int(batch_size or ctx.batch_size or 128)
+        if M >= N:
+            raise ValueError(
+                f"gradient_noise: K needs mini-batches smaller than the noise pool they are drawn from, got M={M} >= N={N}; "
+                "pass a larger pool, Scope(noise_data=(X, Y)) (e.g. the training set), or a smaller M, "
+                "gradient_noise(batch_size=...)"
+            )
         spec = covariance_spectrum(ctx.minibatch_gradients(num_batches, M), k=k, batch_size=M, population=N)
         out = {
             "lambda_1": spec.lambda_1,
@@ -108,7 +114,10 @@ def stability(num_examples: int = 64, *, every=100, name: str = "stability") -> 
                 warnings.warn(f"stability probe: {err}; recording NaN", RuntimeWarning, stacklevel=2)
                 warned.append(True)
             s2 = float("nan")
-        S = max(ctx.batch_size, 1)
-        return {"value": float(_stability(ctx.lr, S, max(ctx.train_size, 2), lam, s2)), "lambda_1": lam, "s2": s2}
+        S, N = max(ctx.batch_size, 1), max(ctx.train_size, 2)
+        if S > N:
+            raise ValueError(f"stability: the training batch size S={S} exceeds the training-set size N={N}; "
+                             "pass Scope(train_size=N), the number of training examples")
+        return {"value": float(_stability(ctx.lr, S, N, lam, s2)), "lambda_1": lam, "s2": s2}
 
     return FunctionProbe(name, as_schedule(every), fn, before=False, type="stability")

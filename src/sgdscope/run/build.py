@@ -26,6 +26,17 @@ class Run:
     """One training run in progress. ``step`` is the next step to take (0-based);
     ``perm_state`` the data generator's state at the start of the current epoch."""
 
+    def diverged(self, loss: float) -> str | None:
+        """Why ``loss`` means the run diverged (NaN / inf, or above ``train.divergence_factor``
+        times the first step's loss), or None."""
+        if not math.isfinite(loss):
+            return f"training loss {loss} at step {self.step}"
+        factor = self.cfg["train"]["divergence_factor"]
+        if factor and self.first_loss is not None and abs(loss) > factor * max(abs(self.first_loss), 1e-12):
+            return (f"training loss {loss:.4g} at step {self.step} is above train.divergence_factor = {factor:g} "
+                    f"times the first step's loss ({self.first_loss:.4g})")
+        return None
+
     cfg: dict
     parts: Parts
     scope: Scope
@@ -36,6 +47,7 @@ class Run:
     steps_per_epoch: int
     total_steps: int
     step: int = 0
+    first_loss: float | None = None  # the first step's loss: the scale divergence is judged on
     perm_state: torch.Tensor | None = None
     perm: torch.Tensor | None = field(default=None, repr=False)
 
@@ -77,7 +89,7 @@ def build_run(cfg: dict, sink, *, progress: bool = False) -> Run:
     meas = cfg["measure"]
     scope = Scope(
         parts.model, parts.loss_fn, parts.curvature, probes, sink=sink, eval_data=parts.eval_set,
-        noise_data=parts.noise_source, train_size=N, batch_size=S, bn_mode=meas["bn_mode"], seed=meas["seed"],
+        noise_data=parts.noise_source, train_size=N, batch_size=S, bn_mode=None if meas["bn_mode"] == "auto" else meas["bn_mode"], seed=meas["seed"],
         lanczos_tol=meas["lanczos_tol"], progress=progress,
     )
     device = parts.curvature[0][1].device

@@ -40,6 +40,7 @@ def save_checkpoint(run: Run, step: int) -> None:
             "scope": run.scope.state_dict(),
             "rng": _rng_state(run.generators),
             "perm_state": run.perm_state,
+            "first_loss": run.first_loss,
         },
     )
 
@@ -61,5 +62,6 @@ def restore(run: Run, *, trust: bool = False) -> None:
     run.scope.load_state_dict(state["scope"])
     _set_rng_state(run.generators, state["rng"])
     run.perm_state, run.perm = state["perm_state"], None
+    run.first_loss = state.get("first_loss")
     run.step = step + 1
     run.sink.truncate_after(step)

@@ -22,7 +22,7 @@ from typing import Any
 
 from ..store import _toml
 
-__all__ = ["DEFAULTS", "ConfigError", "resolve", "load_config", "apply_overrides", "SCHEDULE_KEYS"]
+__all__ = ["DEFAULTS", "ConfigError", "resolve", "load_config", "read_config_file", "apply_overrides", "parse_value", "SCHEDULE_KEYS"]
 
 DEFAULTS: dict[str, Any] = {
     "name": "run",
@@ -45,7 +45,8 @@ DEFAULTS: dict[str, Any] = {
     "loss": {"name": "cross_entropy"},
     "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0},
     "lr_schedule": {"milestones": [], "gamma": 0.1},
-    "train": {"epochs": 1, "batch_size": 128, "data_seed": -1, "max_steps": 0, "checkpoint_every": 0, "log_every": 1, "eval_examples": 2000},
+    "train": {"epochs": 1, "batch_size": 128, "data_seed": -1, "max_steps": 0, "checkpoint_every": 0, "log_every": 1, "eval_examples": 2000,
+              "divergence_factor": 1e4},
     "measure": {
         "curvature_fraction": 0.05,
         "curvature_examples": 0,
@@ -53,7 +54,7 @@ DEFAULTS: dict[str, Any] = {
         "eval_examples": 2000,
         "noise_examples": 0,
         "test_examples": 500,
-        "bn_mode": "eval",
+        "bn_mode": "auto",
         "lanczos_tol": 1e-3,
         "seed": 0,
     },
@@ -63,7 +64,7 @@ DEFAULTS: dict[str, Any] = {
 OPEN_SECTIONS = ("model", "loss", "optimizer")
 CHOICES = {
     "dtype": ("float32", "float64"),
-    "measure.bn_mode": ("eval", "train"),
+    "measure.bn_mode": ("auto", "eval", "train"),
 }
 SCHEDULE_KEYS = ("every", "log_spaced", "at", "epoch_end")
 
@@ -72,19 +73,26 @@ class ConfigError(ValueError):
     """A config key or value that is not allowed; the message names both and what is expected."""
 
 
-def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
-    """Read a TOML config, apply ``key=value`` overrides, resolve and validate it."""
+def read_config_file(path: str | Path) -> dict:
+    """The raw (unresolved) TOML of a config file; errors name the file."""
     path = Path(path)
     if not path.is_file():
         raise ConfigError(f"config file {path} does not exist")
     try:
-        raw = _toml.read_toml(path)
+        return _toml.read_toml(path)
     except Exception as err:  # tomllib.TOMLDecodeError and friends
         raise ConfigError(f"{path}: not valid TOML ({err})") from err
+
+
+def load_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> dict:
+    """Read a TOML config, apply ``key=value`` overrides, resolve and validate it. A ``[sweep]``
+    table (the grid of ``sgdscope sweep``) is not part of one run's config and is left out."""
+    raw = {k: v for k, v in read_config_file(path).items() if k != "sweep"}
     return resolve(apply_overrides(raw, overrides))
 
 
-def _parse_value(text: str) -> Any:
+def parse_value(text: str) -> Any:
+    """A TOML literal (``0.1``, ``"sgd"``, ``[1, 2]``, ``true``), or the text itself as a bare string."""
     try:
         return _toml.loads(f"v = {text}")["v"]
     except Exception:
@@ -106,7 +114,7 @@ def apply_overrides(config: dict, overrides) -> dict:
             node = node.setdefault(p, {})
             if not isinstance(node, dict):
                 raise ConfigError(f"--set {key}: {p!r} is a value, not a table")
-        node[parts[-1]] = _parse_value(text.strip())
+        node[parts[-1]] = parse_value(text.strip())
     return out
 
 
@@ -191,6 +199,8 @@ def resolve(config: dict) -> dict:
             raise ConfigError(f"config key 'train.{key}' must be >= 1, got {cfg['train'][key]}")
     if not 0 < cfg["measure"]["curvature_fraction"] <= 1:
         raise ConfigError(f"config key 'measure.curvature_fraction' must be in (0, 1], got {cfg['measure']['curvature_fraction']}")
+    if cfg["train"]["divergence_factor"] < 0:
+        raise ConfigError(f"config key 'train.divergence_factor' must be >= 0 (0: only NaN / inf diverge), got {cfg['train']['divergence_factor']}")
     if cfg["optimizer"]["lr"] <= 0:
         raise ConfigError(f"config key 'optimizer.lr' must be > 0, got {cfg['optimizer']['lr']}")
     _check_names(cfg)

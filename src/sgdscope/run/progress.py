@@ -1,8 +1,9 @@
 """Training progress that reads well in a terminal and in a log file.
 
 On a terminal: a tqdm bar (step, loss, epoch). Anywhere else (output piped to a file, a cluster
-log): plain lines, one every ``every_s`` seconds and one at each step where probes ran, with the
-step, epoch, loss, ETA and the last headline measurements. ``mode="off"`` prints nothing.
+log): plain lines, one every ``every_s`` seconds and one at a step where probes ran (at most one
+a ``min_gap_s``, for probes that fire at every step), with the step, epoch, loss, ETA and the
+last headline measurements, and a final line with the run's state. ``mode="off"`` prints nothing.
 
     [simplecnn] step 120/600 (20%)  epoch 2.00  loss 0.4312  4.1 step/s  ETA 1m57s  lambda_H^1 12.3  lambda_K^1 0.0421
 """
@@ -52,10 +53,10 @@ class Progress:
     """Progress of one run from ``initial`` to ``total`` steps (see the module docstring)."""
 
     def __init__(self, total: int, *, initial: int = 0, name: str = "run", mode: str = "auto", every_s: float = 10.0,
-                 stream: TextIO | None = None):
+                 min_gap_s: float = 2.0, stream: TextIO | None = None):
         self.stream = sys.stderr if stream is None else stream
         mode = resolve_mode(mode, self.stream)
-        self.mode, self.total, self.name, self.every_s = mode, total, name, every_s
+        self.mode, self.total, self.name, self.every_s, self.min_gap_s = mode, total, name, every_s, min_gap_s
         self.step = self.initial = initial
         self.start = self.last_line = time.monotonic()
         self.headline: dict[str, float] = {}
@@ -85,7 +86,8 @@ class Progress:
             self.bar.set_postfix(loss=f"{loss:.4f}", epoch=f"{epoch:.2f}")
         elif self.mode == "lines":
             now = time.monotonic()
-            if measured or now - self.last_line >= self.every_s or self.step == self.total:
+            due = now - self.last_line >= (self.min_gap_s if measured else self.every_s)
+            if due or self.step == self.total:
                 self.last_line = now
                 self._line(epoch, loss, now)
 

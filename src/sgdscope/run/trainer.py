@@ -3,8 +3,9 @@
 Everything random has its own ``torch.Generator`` (data order, augmentation, noisy optimizers,
 measurements; the global RNG only feeds dropout), and a checkpoint holds all of their states,
 the model, the optimizer and the position in the epoch, so ``resume=True`` after a kill gives
-the same numbers as an uninterrupted run (same seed, same device). A NaN or inf training loss
-stops the run, marks it ``diverged`` and keeps everything recorded.
+the same numbers as an uninterrupted run (same seed, same device). A NaN or inf training loss, or
+one above ``train.divergence_factor`` times the first step's loss, stops the run, marks it
+``diverged`` and keeps everything recorded.
 
 The pieces: :func:`~sgdscope.run.build.build_run` (a run from a config),
 :func:`~sgdscope.run.checkpointing.restore` (from its checkpoint), :func:`train_step` (one step)
@@ -60,8 +61,8 @@ def _batch(run: Run, pos: int):
 
 def train_step(run: Run) -> StepResult:
     """Take step ``run.step``: the SGD update, its log row, the probes due, the scheduler and a
-    checkpoint when due. A non-finite loss is logged and returned without updating the model or
-    advancing ``run.step``."""
+    checkpoint when due. A loss that means divergence (:meth:`Run.diverged`) is logged and returned
+    without updating the model or advancing ``run.step``."""
     step, model, scope = run.step, run.parts.model, run.scope
     epoch, pos = divmod(step, run.steps_per_epoch)
     x, y = _batch(run, pos)
@@ -69,7 +70,9 @@ def train_step(run: Run) -> StepResult:
     run.optimizer.zero_grad(set_to_none=True)
     loss = run.parts.loss_fn(model(x), y)
     lossf = float(loss.detach())
-    if not math.isfinite(lossf):
+    if run.first_loss is None:
+        run.first_loss = lossf
+    if run.diverged(lossf):
         scope.log(step, "train", {"loss": lossf}, epoch=epoch + pos / run.steps_per_epoch)
         return StepResult(lossf, {})
     loss.backward()
@@ -117,8 +120,9 @@ def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False,
     try:
         while not run.done:
             result = train_step(run)
-            if not math.isfinite(result.loss):
-                state, message = "diverged", f"training loss {result.loss} at step {run.step}"
+            why = run.diverged(result.loss)
+            if why:
+                state, message = "diverged", why
                 break
             types = {p.name: p.type for p in run.scope.probes}
             shown.update(run.step - 1, run.step / run.steps_per_epoch, result.loss, result.measured, types)

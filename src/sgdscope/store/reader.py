@@ -21,12 +21,13 @@ from .layout import (
 
 __all__ = [
     "load_run", "load_arrays", "list_arrays", "read_config", "read_status", "read_probes",
-    "list_runs", "load_sweep", "TIDY_COLUMNS",
+    "list_runs", "load_sweep", "TIDY_COLUMNS", "SWEEP_COLUMNS",
 ]
 
-KEY_METRICS = ("loss", "accuracy", "lambda_max", "lambda_1")
+KEY_METRICS = ("train/loss", "evaluation/train_accuracy", "evaluation/test_accuracy", "top_eigenvalues/lambda_1",
+               "gradient_noise/lambda_1")
 TIDY_COLUMNS = ("step", "epoch", "probe", "type", "name", "value")
-_SWEEP_COLUMNS = ("run", *TIDY_COLUMNS)
+SWEEP_COLUMNS = ("run", "state", *TIDY_COLUMNS)
 
 
 def _require_run(run_dir: str | os.PathLike) -> Path:
@@ -126,10 +127,13 @@ def _run_label(root: Path, run: Path) -> str:
 
 
 def _last_values(df, metrics: Sequence[str]) -> dict[str, float]:
-    """The value at the largest step of each metric in ``metrics`` ("probe/name" or "name")."""
+    """The value at the largest step of each metric in ``metrics`` ("probe/name", "type/name" or
+    a bare "name"), keyed "probe/name"."""
     last = df.drop_duplicates(["probe", "name"], keep="last")
     keys = last["probe"] + "/" + last["name"]
-    keep = keys.isin(list(metrics)) | last["name"].isin(list(metrics))
+    by_type = last["type"] + "/" + last["name"]
+    wanted = list(metrics)
+    keep = keys.isin(wanted) | by_type.isin(wanted) | last["name"].isin(wanted)
     return dict(zip(keys[keep], last["value"][keep].astype(float)))
 
 
@@ -138,8 +142,8 @@ def list_runs(root: str | os.PathLike, *, metrics: Sequence[str] = KEY_METRICS):
 
     Columns: run (path relative to ``root``), path, state (``"unknown"`` without a status),
     step (the larger of the status's and the last logged step), epoch, updated, message, then
-    one column "probe/name" per stored metric matching ``metrics`` (entries are "probe/name"
-    or a bare name matching any probe) holding its value at the last logged step.
+    one column "probe/name" per stored metric matching ``metrics`` (entries are "probe/name",
+    "type/name", or a bare name matching any probe) holding its value at the last logged step.
     """
     import pandas as pd
 
@@ -162,8 +166,8 @@ def list_runs(root: str | os.PathLike, *, metrics: Sequence[str] = KEY_METRICS):
 
 
 def load_sweep(root: str | os.PathLike):
-    """All runs below ``root`` in one tidy DataFrame: run, step, epoch, probe, type, name, value,
-    then the flattened config ("optimizer.lr", ...; lists as tuples; a key that clashes with a
+    """All runs below ``root`` in one tidy DataFrame: run, state (from ``status.json``), step,
+    epoch, probe, type, name, value, then the flattened config ("optimizer.lr", ...; lists as tuples; a key that clashes with a
     tidy column is prefixed "config."). Raises FileNotFoundError if ``root`` holds no run."""
     import pandas as pd
 
@@ -176,11 +180,12 @@ def load_sweep(root: str | os.PathLike):
     for run in runs:
         df = load_run(run)
         df.insert(0, "run", _run_label(root, run))
+        df.insert(1, "state", (read_status(run) if (run / STATUS).exists() else {}).get("state", "unknown"))
         config = read_config(run) if (run / CONFIG).exists() else {}
         extra = {}
         for key, value in flatten_config(config).items():
             dtype = object if isinstance(value, tuple) else None
-            column = f"config.{key}" if key in _SWEEP_COLUMNS else key
+            column = f"config.{key}" if key in SWEEP_COLUMNS else key
             extra[column] = pd.Series([value] * len(df), index=df.index, dtype=dtype)
         frames.append(pd.concat([df, pd.DataFrame(extra, index=df.index)], axis=1))
     frames = [f for f in frames if len(f)] or frames[:1]

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import numbers
 import os
+import socket
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -31,7 +32,7 @@ from .layout import (
 )
 from .reader import list_arrays, read_part, read_probes, read_status
 
-__all__ = ["RunWriter"]
+__all__ = ["RunWriter", "mark_status"]
 
 PART_ROWS = 16384  # rows per part of metrics.parquet/ before a new part is started
 
@@ -74,7 +75,7 @@ class RunWriter:
                 if not overwrite:
                     raise FileExistsError(f"{path}: already holds a run; pass resume=True "
                                           "to continue it or overwrite=True to replace it")
-                _clear_run(path)
+                clear_run(path)
             for folder in (path, path / METRICS, path / ARRAYS, path / CHECKPOINTS):
                 folder.mkdir(parents=True, exist_ok=True)
             _toml.write_toml(path / CONFIG, config or {})
@@ -207,7 +208,8 @@ class RunWriter:
 
     def set_status(self, state: str, **info: Any) -> None:
         """Atomically write ``status.json``: state (one of :data:`STATES`), step and epoch
-        (the last logged unless given), updated (ISO-8601 UTC), message, and ``info``."""
+        (the last logged unless given), updated (ISO-8601 UTC), message, the writing process's
+        host and pid, and ``info``."""
         if state not in STATES:
             raise ValueError(f"status state must be one of {STATES}, got {state!r}")
         message = str(info.get("message", ""))
@@ -215,7 +217,7 @@ class RunWriter:
             "state": state, "step": info.pop("step", self._step),
             "epoch": info.pop("epoch", self._epoch),
             "updated": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "message": str(info.pop("message", "")), **info,
+            "message": str(info.pop("message", "")), "host": socket.gethostname(), "pid": os.getpid(), **info,
         })
         self.state = state
         self._message = message
@@ -236,7 +238,7 @@ class RunWriter:
     def discard(self) -> None:
         """Delete this run's files (for a run whose set-up failed before it trained)."""
         self._closed = True
-        _clear_run(self.path)
+        clear_run(self.path)
         if self.path.is_dir() and not any(self.path.iterdir()):
             self.path.rmdir()
 
@@ -297,8 +299,9 @@ def _check_name(name: Any, what: str) -> str:
     return name
 
 
-def _clear_run(path: Path) -> None:
-    """Delete the run store's own files in ``path`` (other files are left alone)."""
+def clear_run(path: str | os.PathLike) -> None:
+    """Delete the run store's own files in ``path`` (other files, such as a log, are left alone)."""
+    path = Path(path)
     remove_stale_temps(path)
     for folder in (ARRAYS, CHECKPOINTS, METRICS, "tensorboard"):
         if (path / folder).is_dir():
@@ -306,3 +309,14 @@ def _clear_run(path: Path) -> None:
     for file in (METRICS, CONFIG, STATUS, PROBES):
         if (path / file).is_file():
             (path / file).unlink()
+
+
+def mark_status(run_dir: str | os.PathLike, state: str, message: str) -> None:
+    """Set the state and message of a run that no process writes any more (e.g. one whose worker
+    was killed: "running" -> "interrupted"), keeping the rest of its ``status.json``."""
+    if state not in STATES:
+        raise ValueError(f"status state must be one of {STATES}, got {state!r}")
+    path = Path(run_dir)
+    old = read_status(path) if (path / STATUS).exists() else {}
+    atomic_write_json(path / STATUS, {**old, "state": state, "message": message,
+                                      "updated": datetime.now(timezone.utc).isoformat(timespec="seconds")})

@@ -1,0 +1,1 @@
+"""Figures of the break even paper (to be filled)."""

@@ -1,0 +1,1 @@
+"""Figures of the noise paper paper (to be filled)."""

@@ -1,0 +1,1 @@
+"""Figures of the walk paper (to be filled)."""

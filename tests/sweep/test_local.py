@@ -1,0 +1,99 @@
+"""The local executor: resuming a killed sweep, a killed worker, --retry-failed, a changed grid."""
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import pandas as pd
+import pytest
+
+import sgdscope
+from sgdscope.run.config import ConfigError
+from sgdscope.store import read_points
+from sgdscope.sweep import run_sweep
+from _sweep_kit import GRID, SEEDS, base_config, kill_a_worker_when, metrics
+
+
+def _attempts(run_dir):
+    return (run_dir / "log.txt").read_text().count("--- ")
+
+
+def test_a_sweep_runs_every_point_once_and_again_is_a_no_op(undisturbed):
+    points = read_points(undisturbed)
+    assert sorted(points) == sorted(["lr=0.1,seed=0", "lr=0.1,seed=1", "lr=0.05,seed=0", "lr=0.05,seed=1"])
+    assert all(p["state"] == "done" for p in points.values())
+    assert points["lr=0.05,seed=1"]["values"] == {"optimizer.lr": 0.05, "seed": 1}
+    rows = run_sweep(base_config(undisturbed.parent), grid=GRID, seeds=SEEDS, out=undisturbed, workers=2, quiet=True)
+    assert [r["state"] for r in rows] == ["done"] * 4
+    assert all(_attempts(undisturbed / "runs" / name) == 1 for name in points)  # finished runs are skipped
+    df = sgdscope.load_sweep(undisturbed / "runs")
+    assert set(df["optimizer.lr"]) == {0.1, 0.05} and set(df["seed"]) == {0, 1}
+    # seeds and learning rates really differ
+    a, b = metrics(undisturbed / "runs" / "lr=0.1,seed=0"), metrics(undisturbed / "runs" / "lr=0.1,seed=1")
+    assert not a.value.equals(b.value)
+
+
+def test_a_changed_grid_is_an_error_unless_extended(undisturbed, tmp_path):
+    with pytest.raises(ConfigError, match=r"differs from the one stored in sweep.toml: grid.optimizer.lr .*--extend"):
+        run_sweep(base_config(undisturbed.parent), grid={"optimizer.lr": [0.1]}, seeds=SEEDS, out=undisturbed, quiet=True)
+    with pytest.raises(ConfigError, match=r"base.train.epochs"):
+        cfg = base_config(undisturbed.parent)
+        cfg["train"]["epochs"] = 2
+        run_sweep(cfg, grid=GRID, seeds=SEEDS, out=undisturbed, quiet=True, extend=True)
+
+
+def test_killing_the_sweep_then_running_it_again_gives_the_undisturbed_metrics(undisturbed, tmp_path):
+    out = tmp_path / "sweep"
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(os.path.dirname(os.path.dirname(__file__)))!r})
+        from _sweep_kit import GRID, SEEDS, base_config
+        from sgdscope.sweep import run_sweep
+        run_sweep(base_config({str(tmp_path)!r}), grid=GRID, seeds=SEEDS, out={str(out)!r}, workers=2, quiet=True)
+    """)
+    driver = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    first = out / "runs" / "lr=0.1,seed=0"
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:  # kill the driver and its workers (one process group) mid-run
+        status = first / "status.json"
+        if status.exists() and (sgdscope.read_status(first).get("step") or 0) >= 12:
+            break
+        time.sleep(0.02)
+    os.killpg(driver.pid, signal.SIGKILL)
+    driver.wait()
+    assert sgdscope.read_status(first)["state"] == "running"  # nobody could mark it
+    rows = run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
+    assert [r["state"] for r in rows] == ["done"] * 4
+    assert "resuming" in (first / "log.txt").read_text()
+    for name in read_points(undisturbed):
+        pd.testing.assert_frame_equal(metrics(out / "runs" / name), metrics(undisturbed / "runs" / name))
+
+
+def test_a_killed_worker_marks_its_run_interrupted_and_the_others_go_on(undisturbed, tmp_path):
+    out = tmp_path / "sweep"
+    victim = out / "runs" / "lr=0.05,seed=0"
+    thread, killed = kill_a_worker_when(victim, 20)
+    rows = run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
+    thread.join()
+    assert killed, "the run was never seen at step 20"
+    states = {r["name"]: r["state"] for r in rows}
+    assert states.pop("lr=0.05,seed=0") == "interrupted" and set(states.values()) == {"done"}
+    assert "exit code -9" in sgdscope.read_status(victim)["message"]
+    rows = run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
+    assert {r["state"] for r in rows} == {"done"} and _attempts(victim) == 2
+    pd.testing.assert_frame_equal(metrics(victim), metrics(undisturbed / "runs" / victim.name))
+
+
+def test_failed_and_diverged_points_are_rerun_only_when_asked(tmp_path):
+    cfg = base_config(tmp_path)
+    cfg["train"]["epochs"] = 1
+    grid = {"optimizer.lr": [0.1, 1e4]}  # the second diverges at once
+    rows = run_sweep(cfg, grid=grid, out=tmp_path / "s", workers=2, quiet=True)
+    assert [r["state"] for r in rows] == ["done", "diverged"]
+    bad = tmp_path / "s" / "runs" / "lr=10000.0"
+    run_sweep(cfg, grid=grid, out=tmp_path / "s", workers=2, quiet=True)
+    assert _attempts(bad) == 1
+    rows = run_sweep(cfg, grid=grid, out=tmp_path / "s", workers=2, quiet=True, retry_failed=True)
+    assert [r["state"] for r in rows] == ["done", "diverged"] and _attempts(bad) == 2
+    assert _attempts(tmp_path / "s" / "runs" / "lr=0.1") == 1
