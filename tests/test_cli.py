@@ -130,3 +130,20 @@ def test_sweep_ls_and_compare_end_to_end(tmp_path, capsys):
     changed = [a if a != "optimizer.momentum=0.0,0.9" else "optimizer.momentum=0.5" for a in args]
     assert main(changed) == 2  # a changed grid is an error
     assert "differs from the one stored in sweep.toml" in capsys.readouterr().err
+
+
+def test_plot_and_report_end_to_end(tmp_path, capsys):
+    cfg = _write(tmp_path, train={"epochs": 1, "batch_size": 16})
+    assert main(["run", str(cfg), "--quiet"]) == 0
+    run = tmp_path / "runs" / "tiny"
+    capsys.readouterr()
+    assert main(["plot", str(run), "--list"]) == 0
+    listing = capsys.readouterr().out
+    assert "yes  generic.metric" in listing and "no   generic.spectral_density" in listing and "[probes.spectral_density]" in listing
+    out = tmp_path / "loss.svg"
+    assert main(["plot", str(run), "generic.metric", "--opt", "metric=\"top_eigenvalues/lambda_1\"", "-o", str(out)]) == 0
+    assert out.read_text().startswith("<?xml") and "top_eigenvalues/lambda_1" in out.read_text()
+    assert main(["plot", str(run), "generic.spectral_density"]) == 2
+    assert "add the spectral_density probe" in capsys.readouterr().err
+    assert main(["report", str(run), "-o", str(tmp_path / "r.html")]) == 0
+    assert "data:image/png;base64," in (tmp_path / "r.html").read_text()

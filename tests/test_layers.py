@@ -14,10 +14,13 @@ ABOVE = {
                    "sweep", "cli"],
     "analysis": ["problem", "operators", "linalg", "noise", "landscape", "optim", "toys", "probes", "scope", "run",
                  "sweep", "cli", "zoo"],
-    "probes": ["scope", "run", "sweep", "analysis", "cli"],
-    "scope": ["run", "sweep", "analysis", "cli"],
-    "run": ["sweep", "cli"],
-    "sweep": ["cli"],
+    "probes": ["scope", "run", "sweep", "analysis", "viz", "reproduce", "cli"],
+    "scope": ["run", "sweep", "analysis", "viz", "reproduce", "cli"],
+    "run": ["sweep", "viz", "reproduce", "cli"],
+    "sweep": ["viz", "reproduce", "cli"],
+    "viz": ["problem", "operators", "linalg", "noise", "landscape", "optim", "toys", "probes", "scope", "run", "sweep",
+            "reproduce", "cli", "zoo"],
+    "reproduce": ["cli"],
 }
 
 
@@ -49,3 +52,11 @@ def test_a_layer_imports_nothing_above_it(layer):
     for file in files:
         bad = _imports(file) & set(ABOVE[layer])
         assert not bad, f"{file.relative_to(SRC)} imports {sorted(bad)} from above the {layer} layer"
+
+
+def test_figures_never_import_torch_or_a_model():
+    for file in sorted((SRC / "viz").rglob("*.py")):
+        tree = ast.parse(file.read_text())
+        names = {a.name.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+        names |= {n.module.split(".")[0] for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) and n.module and not n.level}
+        assert "torch" not in names, f"{file.relative_to(SRC)} imports torch"

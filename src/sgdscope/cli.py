@@ -132,6 +132,28 @@ def _cmd_report(args) -> int:
     return 0
 
 
+def _cmd_reproduce(args) -> int:
+    from .reproduce import CLAIMS, STUDIES, reproduce, select
+
+    if args.list:
+        for c in select(args.what):
+            study = STUDIES[c.study]
+            scales = ", ".join(study.sweeps) if study.sweeps else "recorded"
+            print(f"{c.key}\n    {c.paper}, {c.where}: {c.statement}\n    rule: {c.rule}\n    paper: {c.paper_numbers}"
+                  f"\n    study: {c.study} ({scales}){'; figure: ' + c.figure if c.figure else ''}")
+        return 0
+    rows = reproduce(args.what, scale=args.scale, out=args.out, executor=args.executor, workers=args.workers,
+                     quiet=args.quiet)
+    import pandas as pd
+
+    table = pd.DataFrame(rows)[["claim", "verdict", "ours", "paper", "reason"]]
+    with pd.option_context("display.width", 250, "display.max_colwidth", 90):
+        print(table.to_string(index=False))
+    print(f"\nverdicts: {Path(args.out) / args.scale / 'verdicts.json'}; reports: "
+          + ", ".join(str(Path(args.out) / args.scale / s / 'report.html') for s in dict.fromkeys(r['study'] for r in rows)))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sgdscope", description="What SGD sees along its path: curvature, gradient noise, landscape.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -195,6 +217,17 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("source", help="a run folder, a sweep folder or a folder of runs")
     report.add_argument("-o", "--output", help="the HTML file (default: SOURCE/report.html)")
     report.set_defaults(fn=_cmd_report)
+
+    rep = sub.add_parser("reproduce", help="the papers' claims re-derived from our own runs, with verdicts")
+    rep.add_argument("what", nargs="?", default="all", help="all | a paper (break_even, walk, sharpest, noise) | a claim key")
+    rep.add_argument("--scale", choices=["tiny", "cpu", "paper"], default="cpu",
+                     help="tiny: seconds (CI); cpu: real data, minutes on 2 cores; paper: the papers' settings (GPU)")
+    rep.add_argument("--executor", choices=["local", "ray"], default="local")
+    rep.add_argument("--workers", type=int, default=2)
+    rep.add_argument("--out", default="runs/reproduce")
+    rep.add_argument("--list", action="store_true", help="the catalogue: each claim's paper, figure, rule and settings")
+    rep.add_argument("--quiet", action="store_true")
+    rep.set_defaults(fn=_cmd_reproduce)
     return parser
 
 

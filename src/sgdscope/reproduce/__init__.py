@@ -1,0 +1,13 @@
+"""The papers' claims re-derived from our own runs: ``sgdscope reproduce``.
+
+Each claim (:mod:`.claim`) names the study it reads (a sweep at ``tiny`` / ``cpu`` / ``paper``
+scale), its rule, and the paper's numbers; :func:`reproduce` runs the studies, judges the claims
+(``holds``, ``does not hold``, ``inconclusive`` with the reason) and writes the verdicts and the
+report. The claims of each paper live in one module.
+"""
+from . import break_even
+from .claim import CLAIMS, SCALES, STUDIES, VERDICTS, Claim, Study, Verdict
+from .runner import code_version, load_verdicts, reproduce, select
+
+__all__ = ["reproduce", "select", "load_verdicts", "code_version", "CLAIMS", "STUDIES", "SCALES", "VERDICTS", "Claim",
+           "Study", "Verdict"]
