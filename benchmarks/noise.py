@@ -54,7 +54,8 @@ from sgdscope.noise.gradients import _vmap_pays
 from _common import print_targets, target
 
 ROOT = Path(__file__).resolve().parents[1]
-TARBALL = ROOT.parent / "shared" / "data" / "cifar10-jpg" / "cifar10-jpg.tar.gz"
+DATA = Path(os.environ.get("SGDSCOPE_DATA") or ROOT.parent / "shared" / "data")
+TARBALL = DATA / "cifar10-jpg" / "cifar10-jpg.tar.gz"
 L, M, B = 25, 128, 128  # Break-Even App. C: L = 25 mini-batch gradients of M = 128
 K_TARGET = 1.1  # K measurement / L plain gradients (issue 12 §7)
 
@@ -92,10 +93,13 @@ def _read_tarball(n: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 def load(n: int) -> tuple[nn.Module, torch.Tensor, torch.Tensor, str]:
     """The SimpleCNN (seed 0) and n CIFAR-10 training images (float32 in [0, 1]) with labels."""
+    if not (DATA / "cifar10-jpg").exists():
+        print(f"skip: CIFAR-10 is absent ({DATA / 'cifar10-jpg'})", file=sys.stderr)
+        sys.exit(0)
     try:
         from sgdscope.zoo import build_model, load_dataset
 
-        ds = load_dataset("cifar10", subset=n)
+        ds = load_dataset("cifar10", DATA / "cifar10-jpg", subset=n)
         return build_model("simplecnn", seed=0), ds.train.x.float(), ds.train.y, "sgdscope.zoo"
     except ImportError:
         pass
@@ -114,7 +118,7 @@ def load_mlp() -> tuple[nn.Module, torch.Tensor, torch.Tensor] | None:
         from sgdscope.zoo import build_model, load_dataset
     except ImportError:
         return None
-    root = Path(os.environ.get("SGDSCOPE_DATA") or ROOT.parent / "shared" / "data") / "fashion-mnist"
+    root = DATA / "fashion-mnist"
     if not root.exists():
         print(f"skip the MLP: Fashion-MNIST is absent ({root})", file=sys.stderr)
         return None

@@ -30,18 +30,24 @@ def _cmd_run(args) -> int:
     return 0 if status.get("state") == "done" else 3
 
 
+def _verdict_table(rows) -> None:
+    for r in rows:
+        print(f"{r['claim']}: {r['verdict'].upper()}")
+        for label, key in (("ours", "ours"), ("paper", "paper"), ("why", "reason")):
+            if r.get(key):
+                print(f"    {label + ':':6s} {r[key]}")
+
+
 def _cmd_demo(args) -> int:
-    import pandas as pd
+    from .reproduce import run_demo
 
-    from .run.demo import run_demo
-
-    table, dirs = run_demo(args.out, epochs=args.epochs, progress=not args.quiet)
-    print("\nsgdscope demo: MLP 64-64-10 on scikit-learn digits, SGD at two learning rates")
-    for lr, d in dirs.items():
-        print(f"  lr={lr:g}: {d}")
-    with pd.option_context("display.width", 160, "display.max_columns", 20, "display.float_format", "{:.4g}".format):
-        print(table.to_string())
-    print("\nRead a run with sgdscope.load_run(PATH); list runs with `sgdscope ls", args.out + "`.")
+    rows = run_demo(args.out, workers=args.workers, quiet=args.quiet)
+    print("\nsgdscope demo: a few of the papers' claims at the tiny scale (MLP on scikit-learn digits, 2 learning rates "
+          "x 2 seeds), judged by the rules of `sgdscope reproduce`, as they came out:")
+    _verdict_table(rows)
+    studies = dict.fromkeys(r["study"] for r in rows)
+    print(f"\nReports: {', '.join(str(Path(args.out) / 'tiny' / s / 'report.html') for s in studies)}. "
+          "The papers' regime is `sgdscope reproduce --scale cpu` (real data, minutes) or their own settings (GPU).")
     return 0
 
 
@@ -144,11 +150,7 @@ def _cmd_reproduce(args) -> int:
         return 0
     rows = reproduce(args.what, scale=args.scale, out=args.out, executor=args.executor, workers=args.workers,
                      quiet=args.quiet)
-    import pandas as pd
-
-    table = pd.DataFrame(rows)[["claim", "verdict", "ours", "paper", "reason"]]
-    with pd.option_context("display.width", 250, "display.max_colwidth", 90):
-        print(table.to_string(index=False))
+    _verdict_table(rows)
     print(f"\nverdicts: {Path(args.out) / args.scale / 'verdicts.json'}; reports: "
           + ", ".join(str(Path(args.out) / args.scale / s / 'report.html') for s in dict.fromkeys(r['study'] for r in rows)))
     return 0
@@ -169,9 +171,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     run.set_defaults(fn=_cmd_run)
 
-    demo = sub.add_parser("demo", help="the Break-Even instruments on embedded digits, two learning rates")
+    demo = sub.add_parser("demo", help="a one-minute taste of `reproduce`: a few claims at the tiny scale, with verdicts")
     demo.add_argument("--out", default="runs/demo")
-    demo.add_argument("--epochs", type=int, default=20)
+    demo.add_argument("--workers", type=int, default=2)
     demo.add_argument("--quiet", action="store_true")
     demo.set_defaults(fn=_cmd_demo)
 

@@ -7,7 +7,8 @@ report. The claims of each paper live in one module.
 """
 from . import break_even
 from .claim import CLAIMS, SCALES, STUDIES, VERDICTS, Claim, Study, Verdict
+from .demo import run_demo
 from .runner import code_version, load_verdicts, reproduce, select
 
-__all__ = ["reproduce", "select", "load_verdicts", "code_version", "CLAIMS", "STUDIES", "SCALES", "VERDICTS", "Claim",
+__all__ = ["reproduce", "run_demo", "select", "load_verdicts", "code_version", "CLAIMS", "STUDIES", "SCALES", "VERDICTS", "Claim",
            "Study", "Verdict"]

@@ -22,8 +22,10 @@ from .claim import CLAIMS, SCALES, STUDIES, Claim, Verdict
 __all__ = ["reproduce", "select", "code_version", "load_verdicts"]
 
 
-def select(what: str = "all") -> list[Claim]:
-    """``all``, a paper (``break_even``, ``walk``, ``sharpest``, ``noise``) or one claim key."""
+def select(what: str | list[str] = "all") -> list[Claim]:
+    """``all``, a paper (``break_even``, ``walk``, ``sharpest``, ``noise``), one claim key, or a list of these."""
+    if not isinstance(what, str):
+        return list({c.key: c for item in what for c in select(item)}.values())
     if what == "all":
         return list(CLAIMS.values())
     if what in CLAIMS:
@@ -67,7 +69,7 @@ def _judge(claim: Claim, frame, scale: str) -> Verdict:
         return Verdict("inconclusive", "", f"could not be evaluated: {type(err).__name__}: {err}")
 
 
-def reproduce(what: str = "all", *, scale: str = "tiny", out="runs/reproduce", executor: str = "local", workers: int = 1,
+def reproduce(what: str | list[str] = "all", *, scale: str = "tiny", out="runs/reproduce", executor: str = "local", workers: int = 1,
               quiet: bool = False) -> list[dict]:
     """Judge the claims ``what`` at ``scale``; returns one row per claim (see the module docstring)."""
     if scale not in SCALES:
