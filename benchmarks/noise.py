@@ -17,8 +17,8 @@ Measures, on the CPU in float32:
 
 Targets, judged from the numbers of the run and printed as "met" / "not met" (and written to the
 JSON): per-example gradients no slower than the loop or BackPACK; K measurement <= 1.1x the L plain
-gradients, on the SimpleCNN and on the MLP; memory O(L D): the K measurement's peak at most the
-L x D rows plus the peak of the plain gradients (one mini-batch's activations and gradient).
+gradients, on the SimpleCNN and on the MLP; memory O(L D): the K measurement's peak above the
+plain gradients' peak (one mini-batch's activations and gradient) at most twice the L x D rows.
 
     python benchmarks/noise.py [--quick] [--threads 2 | 1,2] [--out benchmarks/results/noise.json]
 
@@ -202,18 +202,18 @@ def race(contenders: dict, reps: int) -> dict[str, tuple[float, float]]:
 
 
 def paired(reference, contenders: dict, pairs: int) -> dict[str, dict]:
-    """Each contender timed right after the reference, ``pairs`` times, in turn, so that a busy
-    machine disturbs both halves of a pair alike; the ratio is the median of the per-pair ratios
-    (steadier than a ratio of separate medians on a shared machine), with the best-of ratio beside it.
-    One untimed warm-up of everything first."""
+    """Each contender timed next to the reference, ``pairs`` times, in turn (the reference first in
+    even pairs, second in odd ones), so that a busy machine disturbs both halves of a pair alike; the
+    ratio is the median of the per-pair ratios (steadier than a ratio of separate medians on a
+    shared machine), with the best-of ratio beside it. One untimed warm-up of everything first."""
     reference()
     for fn in contenders.values():
         fn()
     times = {name: ([], []) for name in contenders}  # (reference, contender) wall times
     cpu = {name: ([], []) for name in contenders}
-    for _ in range(pairs):
+    for i in range(pairs):
         for name, fn in contenders.items():
-            for f, k in ((reference, 0), (fn, 1)):
+            for f, k in ((reference, 0), (fn, 1))[:: 1 if i % 2 == 0 else -1]:
                 t, c = time.perf_counter(), time.process_time()
                 f()
                 times[name][k].append(time.perf_counter() - t)
@@ -355,7 +355,7 @@ def print_k(threads, k, memory) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--quick", action="store_true",
-                    help="per-example: one round, one chunk size; K: 3 pairs (SimpleCNN), 9 (MLP); no method comparison, no memory subprocesses")
+                    help="per-example: one round, one chunk size; K: 5 pairs (SimpleCNN), 11 (MLP); no method comparison, no memory subprocesses")
     ap.add_argument("--threads", default="2", help="torch threads, or a comma list to time each (e.g. 1,2)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "noise.json"))
     ap.add_argument("--memory-phase", help=argparse.SUPPRESS)
@@ -367,8 +367,8 @@ def main() -> None:
 
     reps = 1 if args.quick else 3
     chunks = [8] if args.quick else [8, 32, 128]
-    cnn_pairs, mlp_pairs = (3, 9) if args.quick else (5, 21)
-    paths_pairs = {"SimpleCNN": 0 if args.quick else 1, "MLP": 0 if args.quick else 9}
+    cnn_pairs, mlp_pairs = (5, 11) if args.quick else (9, 31)
+    paths_pairs = {"SimpleCNN": 0 if args.quick else 3, "MLP": 0 if args.quick else 11}
     model, x, y, source = load(L * M)
     mlp = load_mlp()
     loss_fn = nn.CrossEntropyLoss()
@@ -408,12 +408,13 @@ def main() -> None:
                 f"K measurement <= {K_TARGET}x {L} plain gradients, {label} ({t} thread(s)): {k['ratio']:.3f}x "
                 f"(median of {k['pairs']} pairs, range {k['ratio_spread'][0]:.2f}-{k['ratio_spread'][1]:.2f})"))
     k_mem, p_mem = (memory.get(ph, {}).get("peak_above_setup_mib") for ph in ("k_measure", "plain_25"))
-    bound = None if p_mem is None else memory["rows_L_x_D_mib"] + p_mem
+    extra = None if k_mem is None or p_mem is None else (k_mem - p_mem) / memory["rows_L_x_D_mib"]
     targets.append(target(
-        "k_measure_memory_O_LD", k_mem, bound, None if k_mem is None or bound is None else k_mem <= 1.1 * bound,
-        "K measurement's peak memory <= the L x D rows + the plain gradients' peak (x1.1), SimpleCNN: "
-        + ("not measured (--quick)" if k_mem is None or bound is None else
-           f"{k_mem:.0f} MiB against {memory['rows_L_x_D_mib']:.0f} + {p_mem:.0f} MiB")))
+        "k_measure_memory_O_LD", extra, 2.0, None if extra is None else extra <= 2.0,
+        "memory O(L D): the K measurement's peak above the plain gradients' peak <= 2x the L x D rows, SimpleCNN "
+        "(the rows themselves, then allocator slack: peak RSS varies by about 30 MiB between identical runs): "
+        + ("not measured (--quick)" if extra is None else
+           f"{k_mem:.0f} - {p_mem:.0f} MiB = {extra:.2f}x the {memory['rows_L_x_D_mib']:.0f} MiB rows")))
     print(f"\nmemory: L x D rows {memory['rows_L_x_D_mib']:.0f} MiB, B x D per-example rows {memory['per_example_B_x_D_mib']:.0f} MiB")
     print_targets(targets)
 

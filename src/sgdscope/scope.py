@@ -301,6 +301,7 @@ class Scope:
             "prev_grad": self._prev_grad,
             "calls": {"last_step": self._last_step, "stride": self._stride, "regular": self._regular},
             "probes": {p.name: p.state_dict() for p in self.probes if hasattr(p, "state_dict")},
+            "failures": dict(self.failures),
         }
 
     def load_state_dict(self, state: dict) -> None:
@@ -310,6 +311,7 @@ class Scope:
         self._prev_grad = state["prev_grad"]
         calls = state.get("calls", {"last_step": None, "stride": None, "regular": False})
         self._last_step, self._stride, self._regular = calls["last_step"], calls["stride"], calls["regular"]
+        self.failures = dict(state.get("failures", {}))
         for p in self.probes:
             if hasattr(p, "load_state_dict") and p.name in state["probes"]:
                 p.load_state_dict(state["probes"][p.name])

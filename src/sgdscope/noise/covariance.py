@@ -135,11 +135,10 @@ def covariance_spectrum(
     c = per_example_scale(batch_size, population)
     KM = centred_gram(G) / L  # (L, L) Gram matrix of K^M, float64: one pass over G
     spectrum, U = top_eigh(KM)
-    # D^T U = G^T U - gbar (1^T U), with gbar from the same product: one more pass over G (row-major),
-    # then in place on the (k, D) rows
-    W = torch.cat([U[:, :k], torch.full((L, 1), 1.0 / L, dtype=U.dtype)], dim=1).to(device=G.device, dtype=G.dtype)
-    Y = W.T @ G  # (k+1, D): U^T G and gbar
-    V = Y[:k].addr_(W[:, :k].sum(0), Y[k], alpha=-1)
+    # D^T U = (G - 1 gbar^T)^T U = G^T (P U), P = I - 1 1^T / L (float64, then G's dtype): one more
+    # pass over G, row-major, with no centred copy; then normalised in place
+    Uk = U[:, :k]
+    V = (Uk - Uk.mean(0)).to(device=G.device, dtype=G.dtype).T @ G  # (k, D)
     vectors = V.div_(torch.linalg.vector_norm(V, dim=1, keepdim=True).clamp_min(torch.finfo(V.dtype).tiny)).T
     return CovarianceSpectrum(
         values=spectrum[:k].to(device=G.device, dtype=G.dtype),

@@ -137,11 +137,12 @@ def _vmap_pays(problem: Problem) -> bool:
     Why by what the model contains, not by timing it: the choice is then the same on every call and
     on a resumed run, so the rows (equal to float rounding either way) never depend on the machine's
     load. The loop is a plain training step's gradient per mini-batch, so it costs L plain gradients
-    whatever the model. vmap turns the weight gradients into batched products; for dense layers that
-    beats L small passes (MLP 300-100, L = 25, M = 128: 0.85-0.9x the L plain gradients on a 2-core
-    CPU), for convolutions the batched weight gradient is slower than L ordinary ones (SimpleCNN: 2-3x).
-    Other layers (embeddings, normalisation, attention, recurrent cells) were not measured and take
-    the loop."""
+    whatever the model. vmap runs the L mini-batches as one batched pass; for dense layers that saves
+    the per-pass overhead (MLP 300-100, L = 25, M = 128, 2-core CPU: about 1.0x the L plain gradients,
+    the loop 1.2-1.3x), for convolutions the batched per-mini-batch weight gradients are far slower
+    than L ordinary passes (SimpleCNN: about 5x; the loop about 1.0x). ``benchmarks/noise.py``
+    measures both methods on both models. Other layers (embeddings, normalisation, attention,
+    recurrent cells) were not measured and take the loop."""
     for m in problem.model.modules():
         if next(m.parameters(recurse=False), None) is not None and not isinstance(m, _VMAP_LAYERS):
             return False
@@ -209,10 +210,10 @@ def minibatch_gradients(
     gradient, so L rows cost L plain gradients), and ``"vmap"``, several whole mini-batches per
     ``vmap`` of ``torch.func.grad`` (one batched pass instead of L small ones). ``"auto"`` takes
     vmap for models whose parameters all sit in ``nn.Linear`` layers, where it was measured faster
-    than L plain gradients on the CPU, and the loop otherwise (convolutions: vmap's batched weight
-    gradients are 2-3x slower there); it is decided by the model's modules, never by timing, so a
-    run and its resumption take the same path. The loop also serves ``chunk_size`` < M and models
-    that ``torch.func`` cannot vmap (with a warning).
+    than the loop on the CPU, and the loop otherwise (convolutions: vmap's batched per-mini-batch
+    weight gradients are about 5x slower there); it is decided by the model's modules, never by
+    timing, so a run and its resumption take the same path. The loop also serves ``chunk_size`` < M
+    and models that ``torch.func`` cannot vmap (with a warning).
     The mini-batches are drawn by :func:`minibatch_indices` (M distinct examples each, drawn
     independently, from ``generator``), or given as ``indices`` (L, M). ``batch_size`` equal to
     the number of examples N gives the full gradient. Batch norm follows the Problem's
@@ -259,7 +260,9 @@ def minibatch_gradients(
             "depend on all their examples; leave chunk_size=None"
         )
     if method == "vmap" and chunk < M:
-        raise ValueError(f"method='vmap' evaluates whole mini-batches: chunk_size={chunk} < M={M} needs method='loop' or 'auto'")
+        raise ValueError(
+            f"method='vmap' evaluates whole mini-batches: chunk_size={chunk} < M={M} needs method='loop' or 'auto'"
+        )
     if method == "auto":
         method = "vmap" if chunk >= M and _vmap_pays(problem) else "loop"
     theta = problem.check_theta(theta)

@@ -117,6 +117,7 @@ def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False,
         raise
     shown = Progress(run.total_steps, initial=run.step, name=cfg["name"], mode=mode)
     state, message = "done", f"{run.total_steps} steps"
+    types = {p.name: p.type for p in run.scope.probes}
     try:
         while not run.done:
             result = train_step(run)
@@ -124,7 +125,6 @@ def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False,
             if why:
                 state, message = "diverged", why
                 break
-            types = {p.name: p.type for p in run.scope.probes}
             shown.update(run.step - 1, run.step / run.steps_per_epoch, result.loss, result.measured, types)
     except KeyboardInterrupt:
         state, message = "interrupted", f"interrupted at step {run.step}"

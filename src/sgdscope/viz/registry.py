@@ -26,18 +26,19 @@ class FigureSpec:
     title: str  # one line: what it shows
     needs: tuple[str, ...]  # TYPE/NAME metrics it cannot do without
     min_runs: int = 1  # figures comparing runs need several
+    varies: str | None = None  # a config key the runs must vary (a sweep over it), e.g. "train.batch_size"
 
 
 FIGURES: dict[str, FigureSpec] = {}
 
 
-def figure(name: str, *, paper: str, title: str, needs: tuple[str, ...] = (), min_runs: int = 1):
+def figure(name: str, *, paper: str, title: str, needs: tuple[str, ...] = (), min_runs: int = 1, varies: str | None = None):
     """Register a figure function ``fn(runs, **options) -> matplotlib.figure.Figure``."""
 
     def register(fn):
         if name in FIGURES:
             raise ValueError(f"figure {name!r} is registered twice")
-        FIGURES[name] = FigureSpec(name, fn, paper, title, tuple(needs), min_runs)
+        FIGURES[name] = FigureSpec(name, fn, paper, title, tuple(needs), min_runs, varies)
         return fn
 
     return register
@@ -57,6 +58,11 @@ def _check(spec: FigureSpec, runs: Runs) -> None:
     if len(runs.names) < spec.min_runs:
         raise MissingData(f"{spec.name} ({spec.paper}) compares at least {spec.min_runs} runs, got {len(runs.names)}: "
                           "give it a sweep (sgdscope sweep)")
+    if spec.varies is not None:
+        column = runs.frame.get(spec.varies)
+        if column is None or column.nunique() < 2:
+            raise MissingData(f"{spec.name} ({spec.paper}) compares runs over {spec.varies}: give it a sweep over "
+                              f"{spec.varies} (sgdscope sweep --grid {spec.varies}=...)")
 
 
 def draw(name: str, source, **options):

@@ -94,8 +94,11 @@ class Runs:
         by_type: dict[str, list[str]] = {}
         for m in missing:
             by_type.setdefault(m.split("/", 1)[0], []).append(m)
+        present = set(self.frame["type"]) if "type" in self.frame.columns else set()
         if missing:
-            raise MissingData(f"{figure} needs " + "; ".join(f"{', '.join(ms)}: {probe_hint(ms[0])}" for ms in by_type.values()))
+            raise MissingData(f"{figure} needs " + "; ".join(
+                f"{', '.join(ms)}: " + (f"the {kind} probe ran but did not record it" if kind in present else probe_hint(ms[0]))
+                for kind, ms in by_type.items()))
 
     def arrays(self, metric: str, run: str) -> dict[int, object]:
         """step -> array of ``"TYPE/NAME"`` in one run (the probe instance found by its type)."""
