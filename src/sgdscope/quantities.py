@@ -10,6 +10,9 @@ Value names with a placeholder stand for a family: ``lambda_{i}`` (i = 1..k), ``
 ``mean_M{m}`` (a batch size m), ``dloss_alpha_{a}`` (an alpha such as 0.5), ``{set}_loss`` (a named
 evaluation set such as ``train``, ``val``, ``test``).
 
+``RECORD_TYPES`` are written by the recorders of :mod:`sgdscope.toys.record` (toy experiments, the
+FDR check, the projected valley path), not by probes; ``RECORDERS`` names the call that writes each.
+
 Papers: BE = the Break-Even Point (Jastrzebski et al. 2020), Walk = A Walk with SGD (Xing et al.
 2018), SD = the sharpest-directions poster and Nudged SGD, NH = how noise shapes the Hessian spectrum.
 Every loss is the mean over examples (the papers' L), every Hessian that of this mean loss.
@@ -19,7 +22,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Quantity", "QUANTITIES", "PROBE_TYPES", "COMMON", "quantity", "names_of", "describe"]
+__all__ = ["Quantity", "QUANTITIES", "PROBE_TYPES", "RECORD_TYPES", "RECORDERS", "COMMON", "quantity", "names_of",
+           "describe"]
 
 
 @dataclass(frozen=True)
@@ -140,9 +144,79 @@ QUANTITIES: tuple[Quantity, ...] = (
         ("loss", "training mini-batch loss of the step (before the update)", "loss", "-"),
         ("lr", "learning rate of the step", "lr", "-"),
     ]),
+    # written by the recorders of sgdscope.toys.record (RECORDERS below), not by probes; toy runs
+    # are full-batch, so their epoch is the step; results without a time axis are stored at step 0
+    *_q("trace_rate", [
+        ("eta", "the learning rates eta of the runs", "lr", "NH §4.2, Fig. 2b", True),
+        ("trace_change", "mean over chains of T(after the measured steps) - T(after equilibration), per eta", _H, "NH eq. 15, Fig. 2b", True),
+        ("stderr", "standard error over chains of trace_change, per eta", _H, "NH Fig. 2b", True),
+        ("slope", "least-squares slope of trace_change against eta^2", _H + " / lr^2", "NH Fig. 2b (red line)"),
+        ("intercept", "least-squares intercept of trace_change against eta^2", _H, "NH Fig. 2b (red line)"),
+        ("r2", "R^2 of that line", "ratio", "NH Fig. 2b"),
+        ("predicted_slope", "-(measured steps / 4) s |grad T|^2 at the start", _H + " / lr^2", "NH eq. 15"),
+    ]),
+    *_q("noise_structure", [
+        ("{noise}_trace", "chain mean of T = sum_i lambda_i under noise kind {noise} (e.g. sgd, isotropic_subspace)", _H, "NH Theorem 1, Fig. 2c"),
+        ("{noise}_trace_stderr", "standard error over chains of {noise}_trace", _H, "NH Fig. 2c"),
+        ("{noise}_det", "chain mean of Det = prod_i lambda_i under noise kind {noise}", "(loss / parameter^2)^n", "NH Corollary 2.1, Fig. 2d"),
+        ("{noise}_det_stderr", "standard error over chains of {noise}_det", "(loss / parameter^2)^n", "NH Fig. 2d"),
+    ]),
+    *_q("valley_slope", [
+        ("gd_theta_1", "theta_1 (the valley's curved direction) under plain GD", "parameter", "NH App. A.6, Fig. 7 (left)"),
+        ("gd_theta_2", "theta_2 (along the sloped valley floor) under plain GD", "parameter", "NH Fig. 7 (left)"),
+        ("noisy_theta_1", "theta_1 of the first noisy-GD chain", "parameter", "NH Fig. 7 (right)"),
+        ("noisy_theta_2", "theta_2 of the first noisy-GD chain", "parameter", "NH Fig. 7 (right)"),
+        ("noisy_theta_2_mean", "theta_2 averaged over the noisy-GD chains", "parameter", "NH Fig. 7 (right)"),
+        ("noisy_theta_2_stderr", "standard error over chains of noisy_theta_2_mean", "parameter", "NH Fig. 7"),
+        ("stationary", "mean theta_2 of the noisy chains over the tail of the run (at the last step)", "parameter", "NH eq. 38"),
+        ("stationary_stderr", "standard error over chains of stationary", "parameter", "NH eq. 38"),
+        ("predicted", "-2 alpha / (eta s), the stationary theta_2 of eq. 38", "parameter", "NH eq. 38"),
+    ]),
+    *_q("negative_sum", [
+        ("lr", "learning rate of each snapshot's SGD run", "lr", "NH §4.1, Fig. 2a", True),
+        ("batch_size", "batch size of each snapshot's SGD run", "count", "NH Fig. 2a", True),
+        ("loss", "full training loss at each snapshot", "loss", "NH Fig. 2a (x)", True),
+        ("excess_loss", "loss - base_loss at each snapshot", "loss", "NH App. A.3", True),
+        ("negative_sum", "sum of the negative Hessian eigenvalues at each snapshot (dense)", _H, "NH Fig. 2a (y)", True),
+        ("slope", "least-squares slope of negative_sum against excess_loss", "1 / parameter^2", "NH Fig. 2a (red line, w)"),
+        ("intercept", "least-squares intercept of that line", _H, "NH Fig. 2a (red line, b)"),
+        ("r2", "R^2 of that line", "ratio", "NH Fig. 2a"),
+        ("base_loss", "training loss L* at the GD minimum the SGD runs start from", "loss", "NH App. A.3"),
+        ("base_negative_sum", "sum of the negative Hessian eigenvalues at the GD minimum", _H, "NH §4.1"),
+        ("dim", "number of parameters D", "count", "-"),
+    ]),
+    *_q("fdr", [
+        ("ratio", "|O_L / O_R - 1| over the window, in the full parameter space", "ratio", "NH App. A.5, Fig. 6 (raw parameter)"),
+        ("ratio_subspace", "|O_L / O_R - 1| projected on the subspace (the top-1 Hessian eigenvector)", "ratio", "NH Fig. 6 (top-1)"),
+        ("o_left", "O_L = <theta . g> over the window", "loss", "NH FDR"),
+        ("o_right", "O_R = eta (1 + mu) / (2 (1 - nu)) <|v|^2> over the window", "loss", "NH FDR"),
+        ("o_left_subspace", "O_L of the projections on the subspace", "loss", "NH FDR'"),
+        ("o_right_subspace", "O_R of the projections on the subspace", "loss", "NH FDR'"),
+        ("window", "steps in the window", "count", "-"),
+    ]),
+    *_q("valley_path", [
+        ("train_loss", "training loss of the state projected to the minimal valley (full-batch GD)", "loss", "NH §2.1.1, Fig. 1"),
+        ("val_loss", "validation loss of the projected state", "loss", "NH Fig. 1"),
+        ("trace", "Tr H of the training loss at the projected state (Hutchinson)", _H, "NH §4.3, Fig. 3"),
+        ("trace_stderr", "standard error of trace", _H, "NH Fig. 3 (red bars)"),
+        ("gd_steps", "GD steps the projection took", "count", "NH §2.1.1"),
+        ("converged", "1 if the projection reached the loss threshold", "0/1", "NH §2.1.1"),
+        ("connected", "1 if line connected to the previous projected state", "0/1", "NH §2.1.1"),
+    ]),
 )
 
-PROBE_TYPES: tuple[str, ...] = tuple(dict.fromkeys(q.type for q in QUANTITIES if q.type != "train"))
+RECORDERS: dict[str, str] = {  # types written by a recorder (sgdscope.toys.record) rather than a probe
+    "trace_rate": "sgdscope.toys.record_trace_rate(trace_rate_experiment(...), RUN_DIR)",
+    "noise_structure": "sgdscope.toys.record_noise_structure(noise_structure_experiment(...), RUN_DIR)",
+    "valley_slope": "sgdscope.toys.record_valley_slope(valley_slope_experiment(...), RUN_DIR)",
+    "negative_sum": "sgdscope.toys.record_negative_sum(negative_eigenvalue_experiment(...), RUN_DIR)",
+    "fdr": "sgdscope.toys.log_fdr(sink, step, epoch, FDRMonitor.result()) in the training loop",
+    "valley_path": "sgdscope.toys.record_valley_path(projected_path(...), RUN_DIR, val_loss=..., trace=trace_along(...))",
+}
+RECORD_TYPES: tuple[str, ...] = tuple(RECORDERS)
+
+_NOT_PROBES = ("train", *RECORD_TYPES)  # types no probe writes: the trainer's rows and the recorders'
+PROBE_TYPES: tuple[str, ...] = tuple(dict.fromkeys(q.type for q in QUANTITIES if q.type not in _NOT_PROBES))
 _COMMON = {  # recorded for every probe beside its own values
     "seconds": ("wall time of the probe at this step", "s", "-"),
     "failed": ("1 where the probe raised at this step (its values are then NaN; the error is in status.json)", "0/1", "-"),
@@ -163,9 +237,10 @@ def quantity(type_: str, name: str) -> Quantity:
             return q
     if name in _COMMON and type_ in PROBE_TYPES:
         return Quantity(type_, name, *_COMMON[name])
-    known = names_of(type_) if type_ in PROBE_TYPES or type_ == "train" else None
+    known = names_of(type_) if type_ in PROBE_TYPES or type_ in _NOT_PROBES else None
     if known is None:
-        raise KeyError(f"unknown probe type {type_!r}; known: {', '.join(PROBE_TYPES)}")
+        raise KeyError(f"unknown probe type {type_!r}; known: {', '.join(PROBE_TYPES)} "
+                       f"(and, written by recorders: {', '.join(RECORD_TYPES)})")
     raise KeyError(f"probe type {type_!r} has no value {name!r}; its values: {', '.join(known)}")
 
 

@@ -62,3 +62,50 @@ def ordered(table, key: str, *, falls: bool, what: str) -> Verdict:
                        numbers)
     return Verdict("inconclusive", ours, f"seeds disagree: {sum(seeds_ok)} of {len(seeds_ok)} seeds show {what} {direction} "
                                          f"with {key}", numbers)
+
+
+def unfinished(frame) -> str | None:
+    """A reason to be inconclusive: runs of a sweep frame that did not finish.
+
+    Rule: a run whose ``state`` is not ``done`` (``diverged``, ``failed``, ``interrupted``,
+    ``running``) has no whole trajectory to judge, and Break-Even's conjectures are "valid only for
+    learning rates and batch sizes that guarantee that training converges" (§3): a claim over such
+    a sweep is **inconclusive**, naming each such run and its state ("runs diverged: ..." when all
+    of them diverged). A frame without ``run`` and ``state`` columns gives None."""
+    if "state" not in frame.columns or "run" not in frame.columns:
+        return None
+    states = frame.drop_duplicates("run").set_index("run")["state"]
+    bad = states[states != "done"]
+    if not len(bad):
+        return None
+    what = "runs diverged" if set(bad) == {"diverged"} else "runs did not finish"
+    return f"{what}: " + ", ".join(f"{run} ({state})" for run, state in bad.items())
+
+
+def every_run(results: dict, *, what: str, numbers: dict | None = None) -> Verdict:
+    """Does every run show ``what``? For statements about each trajectory (a correlation before a
+    peak, where Delta L first turns negative), not about an ordering across the grid.
+
+    ``results``: ``{run: (shows, ours)}`` where ``shows`` is True (the run shows it), False (the
+    run can tell, and does not show it) or a string (why the run cannot tell: too few probe
+    points, the peak not reached before the run ended), and ``ours`` the run's numbers in words.
+
+    Rule: the claim **holds** when every run shows it; it **does not hold** when every run can
+    tell and none shows it; otherwise it is **inconclusive**: some runs cannot tell (their
+    reasons are given), or the runs disagree (k of n show it). No runs: inconclusive."""
+    ours = "; ".join(f"{run}: {text}" for run, (_, text) in results.items())
+    numbers = numbers if numbers is not None else {}
+    if not results:
+        return Verdict("inconclusive", ours, "no runs", numbers)
+    cannot = {run: shows for run, (shows, _) in results.items() if isinstance(shows, str)}
+    if cannot:
+        return Verdict("inconclusive", ours, "; ".join(f"{run}: {why}" for run, why in cannot.items()), numbers)
+    yes = sum(bool(shows) for shows, _ in results.values())
+    if yes == len(results):
+        return Verdict("holds", ours, f"every run shows {what}", numbers)
+    if yes == 0:
+        return Verdict("does not hold", ours, f"no run shows {what}", numbers)
+    return Verdict("inconclusive", ours, f"runs disagree: {yes} of {len(results)} runs show {what}", numbers)
+
+
+__all__ += ["unfinished", "every_run"]
