@@ -10,8 +10,9 @@ Value names with a placeholder stand for a family: ``lambda_{i}`` (i = 1..k), ``
 ``mean_M{m}`` (a batch size m), ``dloss_alpha_{a}`` (an alpha such as 0.5), ``{set}_loss`` (a named
 evaluation set such as ``train``, ``val``, ``test``).
 
-``RECORD_TYPES`` are written by the recorders of :mod:`sgdscope.toys.record` (toy experiments, the
-FDR check, the projected valley path), not by probes; ``RECORDERS`` names the call that writes each.
+``RECORDED`` lists the quantities of ``RECORD_TYPES``, written by the recorders of
+:mod:`sgdscope.toys.record` (toy experiments, the FDR check, the projected valley path) rather than
+by probes; ``RECORDERS`` names the call that writes each type.
 
 Papers: BE = the Break-Even Point (Jastrzebski et al. 2020), Walk = A Walk with SGD (Xing et al.
 2018), SD = the sharpest-directions poster and Nudged SGD, NH = how noise shapes the Hessian spectrum.
@@ -22,8 +23,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-__all__ = ["Quantity", "QUANTITIES", "PROBE_TYPES", "RECORD_TYPES", "RECORDERS", "COMMON", "quantity", "names_of",
-           "describe"]
+__all__ = ["Quantity", "QUANTITIES", "RECORDED", "PROBE_TYPES", "RECORD_TYPES", "RECORDERS", "COMMON", "quantity",
+           "names_of", "describe"]
 
 
 @dataclass(frozen=True)
@@ -144,8 +145,13 @@ QUANTITIES: tuple[Quantity, ...] = (
         ("loss", "training mini-batch loss of the step (before the update)", "loss", "-"),
         ("lr", "learning rate of the step", "lr", "-"),
     ]),
-    # written by the recorders of sgdscope.toys.record (RECORDERS below), not by probes; toy runs
-    # are full-batch, so their epoch is the step; results without a time axis are stored at step 0
+)
+
+# Written by the recorders of sgdscope.toys.record (RECORDERS below), not by probes: kept apart from
+# QUANTITIES (what probes and the trainer store, checked against every probe), found by the same
+# quantity() / names_of() / describe(). Toy runs are full-batch, so their epoch is the step; results
+# without a time axis are stored at step 0.
+RECORDED: tuple[Quantity, ...] = (
     *_q("trace_rate", [
         ("eta", "the learning rates eta of the runs", "lr", "NH §4.2, Fig. 2b", True),
         ("trace_change", "mean over chains of T(after the measured steps) - T(after equilibration), per eta", _H, "NH eq. 15, Fig. 2b", True),
@@ -213,10 +219,11 @@ RECORDERS: dict[str, str] = {  # types written by a recorder (sgdscope.toys.reco
     "fdr": "sgdscope.toys.log_fdr(sink, step, epoch, FDRMonitor.result()) in the training loop",
     "valley_path": "sgdscope.toys.record_valley_path(projected_path(...), RUN_DIR, val_loss=..., trace=trace_along(...))",
 }
-RECORD_TYPES: tuple[str, ...] = tuple(RECORDERS)
+RECORD_TYPES: tuple[str, ...] = tuple(dict.fromkeys(q.type for q in RECORDED))
 
+PROBE_TYPES: tuple[str, ...] = tuple(dict.fromkeys(q.type for q in QUANTITIES if q.type != "train"))
 _NOT_PROBES = ("train", *RECORD_TYPES)  # types no probe writes: the trainer's rows and the recorders'
-PROBE_TYPES: tuple[str, ...] = tuple(dict.fromkeys(q.type for q in QUANTITIES if q.type not in _NOT_PROBES))
+_ALL = QUANTITIES + RECORDED
 _COMMON = {  # recorded for every probe beside its own values
     "seconds": ("wall time of the probe at this step", "s", "-"),
     "failed": ("1 where the probe raised at this step (its values are then NaN; the error is in status.json)", "0/1", "-"),
@@ -232,7 +239,7 @@ def _pattern(template: str) -> re.Pattern:
 
 def quantity(type_: str, name: str) -> Quantity:
     """The entry for value ``name`` of probe type ``type_``; KeyError lists the type's names."""
-    for q in QUANTITIES:
+    for q in _ALL:
         if q.type == type_ and q.matches(name):
             return q
     if name in _COMMON and type_ in PROBE_TYPES:
@@ -246,7 +253,7 @@ def quantity(type_: str, name: str) -> Quantity:
 
 def names_of(type_: str) -> tuple[str, ...]:
     """The value names (templates included) of a probe type, in the order listed."""
-    return tuple(q.name for q in QUANTITIES if q.type == type_)
+    return tuple(q.name for q in _ALL if q.type == type_)
 
 
 def describe(type_: str, name: str) -> str:

@@ -63,7 +63,8 @@ def _split(metric: str, df) -> list[tuple[str, str]]:
 
 def _missing(df, metric: str, label: str, name: str) -> MissingMetric:
     types, probes = set(df["type"]), set(df["probe"])
-    known_type = label in quantities.PROBE_TYPES or label == "train"
+    recorded = label in quantities.RECORD_TYPES
+    known_type = label in quantities.PROBE_TYPES or label == "train" or recorded
     if known_type:
         try:
             q = quantities.quantity(label, name)
@@ -78,6 +79,9 @@ def _missing(df, metric: str, label: str, name: str) -> MissingMetric:
                 "(configure the probe to record it)" if known_type else f"no value {name!r}")
         return MissingMetric(f"{metric!r}: {what}; the frame's {label!r} rows have names: "
                              f"{_listing(stored)}")
+    if recorded:
+        return MissingMetric(f"{metric!r}: the frame has no {label!r} rows (types present: {_listing(types)}); "
+                             f"they are written by {quantities.RECORDERS[label]}")
     if known_type:
         return MissingMetric(
             f"{metric!r}: the frame has no probe of type {label!r} (types present: "

@@ -25,6 +25,7 @@ from typing import Sequence
 import numpy as np
 
 from ..analysis import TRAIN_ACCURACY, MissingMetric, accuracy_crossing, moving_average, peak, series, varied_keys, window
+from . import groups as G
 from .registry import figure
 from .source import MissingData, Runs
 from .style import colors, new_figure
@@ -45,7 +46,6 @@ LABELS = {  # the paper's axis labels
     GAMMA: r"$\|\gamma\|$", TRAIN_ACCURACY: "training accuracy", "evaluation/test_accuracy": "test accuracy",
     "evaluation/val_accuracy": "validation accuracy",
 }
-_SYMBOLS = {LR: r"$\eta$", BATCH_SIZE: r"$S$", "optimizer.momentum": r"$\beta$", MODEL: "model"}
 _LINESTYLES = ("-", "--", ":", "-.")
 _POINT_COLOURS = ("tab:blue", "tab:red", "tab:orange", "tab:green", "tab:purple", "tab:brown", "tab:pink", "tab:cyan")
 
@@ -54,108 +54,9 @@ def _label(metric: str) -> str:
     return LABELS.get(metric, metric)
 
 
-# --- runs grouped by grid point ------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class _Group:
-    label: str  # e.g. "$\eta$=0.1" or "$\eta$=0.1, model=simplecnn_bn"
-    values: dict  # config key -> value
-    runs: tuple[str, ...]  # ordered by seed
-
-
-def _fmt(key: str, value) -> str:
-    shown = f"{value:g}" if isinstance(value, float) else str(value)
-    return f"{_SYMBOLS.get(key, key.split('.')[-1])}={shown}"
-
-
-def _order(value):
-    """Sort key mixing numbers and strings (numbers first, by value)."""
-    if isinstance(value, numbers.Number) and not isinstance(value, bool):
-        return (0, float(value), "")
-    return (1, 0.0, str(value))
-
-
-def _configs(runs: Runs):
-    return runs.frame.drop_duplicates("run").set_index("run")
-
-
-def _sweep_keys(runs: Runs) -> list[str]:
-    """The varied config keys of a sweep (seed included); none for one run or a frame without configs."""
-    frame = runs.frame
-    if len(runs.names) < 2 or "state" not in frame.columns:
-        return []
-    return varied_keys(frame)
-
-
-def _groups(runs: Runs, *, prefer: Sequence[str] = (), by: str | Sequence[str] | None = None,
-            require: str | None = None, figure_name: str = "this figure") -> list[_Group]:
-    """One group per grid point: the runs that differ only by their seed, ordered by the ``prefer``
-    keys first (then the other varied keys) and by value. ``by`` names the keys instead;
-    ``require`` a key the sweep must vary (MissingData otherwise)."""
-    configs = _configs(runs)
-    if by is not None:
-        keys = [by] if isinstance(by, str) else list(by)
-        unknown = [k for k in keys if k not in configs.columns]
-        if unknown:
-            raise ValueError(f"by={unknown} is not a config key of the runs; keys: "
-                             f"{', '.join(c for c in configs.columns if '.' in c or c == 'seed')}")
-    else:
-        varied = [k for k in _sweep_keys(runs) if k != "seed"]
-        keys = [k for k in prefer if k in varied] + [k for k in varied if k not in prefer]
-    if require is not None and require not in keys:
-        raise MissingData(f"{figure_name} compares runs over {require}; these runs do not vary it: "
-                          f"give it a sweep over {require} (sgdscope sweep)")
-    if not keys:
-        return [_Group(run, {}, (run,)) for run in runs.names]
-    grouped: dict[tuple, list[str]] = {}
-    for run in runs.names:
-        grouped.setdefault(tuple(configs.loc[run, k] for k in keys), []).append(run)
-    if "seed" in configs.columns:
-        grouped = {key: sorted(names, key=lambda r: _order(configs.loc[r, "seed"])) for key, names in grouped.items()}
-    ordered = sorted(grouped.items(), key=lambda item: tuple(_order(v) for v in item[0]))
-    return [_Group(", ".join(_fmt(k, v) for k, v in zip(keys, key)), dict(zip(keys, key)), tuple(names))
-            for key, names in ordered]
-
-
-def _run_series(runs: Runs, metric: str, run: str):
-    """``step, epoch, value`` of one run without NaN values; None where the run lacks the metric."""
-    try:
-        return series(runs.frame, metric, run=run).dropna(subset=["value"])
-    except MissingMetric:
-        return None
-
-
-def _group_curve(runs: Runs, metric: str, names: Sequence[str], x: str, smooth: int):
-    """(x, mean, lowest, highest, n) over the runs ``names`` aligned on the step; None if no run has it."""
-    import pandas as pd
-
-    parts = []
-    for name in names:
-        s = _run_series(runs, metric, name)
-        if s is None or not len(s):
-            continue
-        if smooth > 1:
-            s = s.assign(value=moving_average(s["value"].to_numpy(), smooth))
-        parts.append(s.assign(run=name))
-    if not parts:
-        return None
-    rows = pd.concat(parts, ignore_index=True)
-    wide = rows.pivot_table(index="step", columns="run", values="value", aggfunc="mean", dropna=False)
-    xs = rows.groupby("step")[x].mean().reindex(wide.index).to_numpy() if x == "epoch" else wide.index.to_numpy()
-    values = wide.to_numpy(dtype=float)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a step only some seeds recorded
-        return xs, np.nanmean(values, 1), np.nanmin(values, 1), np.nanmax(values, 1), len(parts)
-
-
-def _check_x(x: str) -> None:
-    if x not in ("step", "epoch"):
-        raise ValueError(f"x must be 'step' or 'epoch', got {x!r}")
-
-
-def _draw_curves(ax, runs: Runs, groups: list[_Group], metric: str, palette, *, x: str, smooth: int) -> None:
+def _draw_curves(ax, runs: Runs, groups: list[G.Group], metric: str, palette, *, x: str, smooth: int) -> None:
     for color, group in zip(palette, groups):
-        curve = _group_curve(runs, metric, group.runs, x, smooth)
+        curve = G.group_curve(runs, metric, group.runs, x, smooth)
         if curve is None:
             continue
         xs, mean, lo, hi, n = curve
@@ -166,7 +67,7 @@ def _draw_curves(ax, runs: Runs, groups: list[_Group], metric: str, palette, *, 
     ax.set_ylabel(_label(metric))
 
 
-def _crossings(runs: Runs, groups: list[_Group], threshold: float, *, x: str, accuracy: str) -> list[float | None]:
+def _crossings(runs: Runs, groups: list[G.Group], threshold: float, *, x: str, accuracy: str) -> list[float | None]:
     """Per group, where the training accuracy first reaches ``threshold`` (mean over the seeds that
     reach it); None where no run of the group does, or none records the accuracy."""
     out = []
@@ -197,27 +98,13 @@ def _accuracy_lines(axes, crossings, palette, threshold: float, accuracy: str):
     return Line2D([], [], color="0.4", ls="--", lw=0.9, label=f"{what} $\\geq$ {threshold:.0%}")
 
 
-def _outside_legend(fig, axes, extra=(), title: str | None = None) -> None:
-    """One legend for all panels, outside on the right (the first panel's entries)."""
-    handles, labels = axes[0].get_legend_handles_labels()
-    extra = [e for e in extra if e is not None]
-    handles, labels = handles + extra, labels + [e.get_label() for e in extra]
-    if handles:
-        fig.legend(handles, labels, loc="outside right upper", fontsize=7, title=title, title_fontsize=7)
-
-
-def _legend_title(groups: list[_Group]) -> str | None:
-    keys = list(groups[0].values) if groups and groups[0].values else []
-    return ", ".join(keys) if keys else None
-
-
 # --- Fig. 4, 5, App. E: trajectories per grid point ------------------------------------------------
 
 def _trajectory_panels(runs: Runs, metrics: Sequence[str], *, title: str, figure_name: str, prefer: Sequence[str],
                        require: str | None, by, threshold: float | None, accuracy: str, x: str, smooth: int,
                        log_y: bool | Sequence[str] = False, ylim: dict | None = None):
-    _check_x(x)
-    groups = _groups(runs, prefer=prefer, by=by, require=require, figure_name=figure_name)
+    G.check_x(x)
+    groups = G.groups(runs, prefer=prefer, by=by, require=require, figure_name=figure_name)
     palette = colors(len(groups))
     fig, axes = new_figure(len(metrics), title=title)
     for ax, metric in zip(axes, metrics):
@@ -230,7 +117,7 @@ def _trajectory_panels(runs: Runs, metrics: Sequence[str], *, title: str, figure
     if threshold is not None and runs.has(accuracy):
         proxy = _accuracy_lines(axes, _crossings(runs, groups, threshold, x=x, accuracy=accuracy), palette,
                                 threshold, accuracy)
-    _outside_legend(fig, axes, [proxy], _legend_title(groups))
+    G.outside_legend(fig, axes, [proxy], G.legend_title(groups))
     return fig
 
 
@@ -301,40 +188,40 @@ def batch_norm_comparison(runs: Runs, *, x: str = "epoch", smooth: int = 1):
     sweep's other varied keys), line style by ``model.name`` (SimpleCNN solid, SimpleCNN-BN
     dashed in the order of the names), labelled by the varied keys. A run without batch norm
     records ||gamma|| as NaN and has no line in that panel."""
-    _check_x(x)
+    G.check_x(x)
     runs.require(*FIG7_NEEDS, figure="break_even.fig7")
-    configs = _configs(runs)
-    keys = _sweep_keys(runs)
+    configs = G.run_configs(runs)
+    keys = G.sweep_keys(runs)
     style_key = MODEL if MODEL in keys else None
     colour_keys = [k for k in keys if k not in (MODEL, "seed")]
     if colour_keys:
-        colour_groups = _groups(runs, by=colour_keys)
+        colour_groups = G.groups(runs, by=colour_keys)
         palette = colors(len(colour_groups))
         colour_of = {run: palette[i] for i, g in enumerate(colour_groups) for run in g.runs}
     else:  # only the model (or nothing) varies: a colour per run
         colour_of = dict(zip(runs.names, colors(len(runs.names))))
     styles = {}
     if style_key:
-        models = sorted(set(configs[style_key]), key=_order)
+        models = sorted(set(configs[style_key]), key=G.order)
         styles = {m: _LINESTYLES[i % len(_LINESTYLES)] for i, m in enumerate(models)}
     label_keys = ([MODEL] if style_key else []) + colour_keys + (["seed"] if "seed" in keys else [])
 
     def order(run):
-        return tuple(_order(configs.loc[run, k]) for k in label_keys)
+        return tuple(G.order(configs.loc[run, k]) for k in label_keys)
 
     fig, axes = new_figure(2, 2, title="Break-Even Fig. 7: with and without batch normalisation")
     for ax, metric in zip(axes, FIG7_NEEDS):
         for run in sorted(runs.names, key=order):
-            s = _run_series(runs, metric, run)
+            s = G.run_series(runs, metric, run)
             if s is None or not len(s):
                 continue
             values = moving_average(s["value"].to_numpy(), smooth) if smooth > 1 else s["value"].to_numpy()
-            label = ", ".join(_fmt(k, configs.loc[run, k]) for k in label_keys) if label_keys else run
+            label = ", ".join(G.fmt(k, configs.loc[run, k]) for k in label_keys) if label_keys else run
             ax.plot(s[x].to_numpy(), values, color=colour_of[run], lw=1.2,
                     ls=styles.get(configs.loc[run, style_key], "-") if style_key else "-", label=label)
         ax.set_xlabel(x)
         ax.set_ylabel(_label(metric))
-    _outside_legend(fig, axes)
+    G.outside_legend(fig, axes)
     return fig
 
 
@@ -362,7 +249,7 @@ def curvature_vs_noise(runs: Runs, *, by: str | Sequence[str] | None = None, unt
     after it; Delta L = 0 (the stability boundary) is drawn. ``until_accuracy``: only the steps
     until the training accuracy first reaches it; ``log``: log axes for lambda_K^1, lambda_H^1."""
     runs.require(*FIG2_NEEDS, figure="break_even.fig2")
-    groups = _groups(runs, prefer=(LR,), by=by)
+    groups = G.groups(runs, prefer=(LR,), by=by)
     frame = runs.frame if until_accuracy is None else window(runs.frame, until_accuracy=until_accuracy,
                                                              accuracy=accuracy)
     palette = colors(len(groups))
@@ -397,7 +284,7 @@ def curvature_vs_noise(runs: Runs, *, by: str | Sequence[str] | None = None, unt
 
     extra = [Line2D([], [], ls="", marker="o", color="0.4", label=r"up to max $\lambda_K^1$"),
              Line2D([], [], ls="", marker="o", mfc="none", color="0.4", label=r"after max $\lambda_K^1$")]
-    _outside_legend(fig, axes, extra, _legend_title(groups))
+    G.outside_legend(fig, axes, extra, G.legend_title(groups))
     return fig
 
 
@@ -438,7 +325,7 @@ def spectra_at_peak(runs: Runs, *, by: str | Sequence[str] | None = None, hessia
         raise MissingData(f"break_even.fig3 needs the Hessian's spectrum: {EIGENVALUES_H} (the top_eigenvalues probe "
                           f"with k > 1) or {GRID_H} and {DENSITY_H} (add the spectral_density probe)")
     runs.require(*((GRID_H, DENSITY_H) if hessian == "density" else (EIGENVALUES_H,)), figure="break_even.fig3")
-    groups = _groups(runs, prefer=(LR,), by=by)
+    groups = G.groups(runs, prefer=(LR,), by=by)
     palette = colors(len(groups))
     fig, (ax_k, ax_h) = new_figure(2, title="Break-Even Fig. 3: spectra of K and H at their maxima")
     highest = 0.0  # of the densities: the log axis stops 8 decades below it
@@ -512,7 +399,7 @@ def _embed(points: np.ndarray, method: str, random_state: int, n_neighbors: int 
 
 def _values_at(runs: Runs, metric: str, run: str, steps: np.ndarray) -> np.ndarray:
     """``metric`` of ``run`` at ``steps``: the stored value, linear between records, NaN outside them."""
-    s = _run_series(runs, metric, run)
+    s = G.run_series(runs, metric, run)
     if s is None or not len(s):
         return np.full(len(steps), np.nan)
     return np.interp(steps, s["step"].to_numpy(dtype=float), s["value"].to_numpy(dtype=float), left=np.nan,
@@ -538,7 +425,7 @@ def trajectory_embedding(runs: Runs, *, select: Sequence[str] | None = None, unt
     from scipy.spatial import cKDTree
 
     runs.require(PROBS, *metrics, figure="break_even.fig1")
-    groups = _groups(runs, prefer=(LR,))
+    groups = G.groups(runs, prefer=(LR,))
     palette = [_POINT_COLOURS[i % len(_POINT_COLOURS)] for i in range(len(groups))]
     if select is None:
         chosen = [(g.runs[0], g.label, c) for g, c in zip(groups, palette)]

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..analysis import MissingMetric, resolve_metric
-from ..quantities import quantity
+from ..quantities import RECORDERS, quantity
 from ..store import find_runs, is_run_dir, is_sweep_dir, list_arrays, load_arrays, load_run, load_sweep, read_probes
 from ..store.sweeps import RUNS
 
@@ -29,6 +29,8 @@ class MissingData(LookupError):
 def probe_hint(metric: str) -> str:
     """"add the gradient_noise probe ([probes.gradient_noise] in a config)" for "gradient_noise/lambda_1"."""
     kind = metric.split("/", 1)[0]
+    if kind in RECORDERS:
+        return f"it is written by {RECORDERS[kind]}"
     if kind == "train":
         return "it is recorded by `sgdscope run` (the trainer's train/loss and train/lr rows)"
     return f"add the {kind} probe ([probes.{kind}] in a config, or sgdscope.probes.{kind}(...) in a Scope)"
