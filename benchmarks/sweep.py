@@ -6,7 +6,7 @@ per-run process start. Targets (issue: sweeps): 2 local workers at least 1.7x fa
 sequential; Ray within 10% of local. Prints the table and the targets met or not from this run's
 own numbers, and writes JSON.
 
-    python benchmarks/sweep.py [--epochs 12] [--repeats 1]
+    python benchmarks/sweep.py [--epochs 40] [--repeats 1]
 """
 from __future__ import annotations
 
@@ -50,7 +50,7 @@ def timed(executor: str, workers: int, epochs: int, root: Path) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=12, help="epochs per run (12: about 10 s of training each)")
+    parser.add_argument("--epochs", type=int, default=40, help="epochs per run (40: about 7 s of training each)")
     parser.add_argument("--repeats", type=int, default=1, help="rounds of the three executors, interleaved")
     args = parser.parse_args()
     import ray

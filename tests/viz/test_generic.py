@@ -55,3 +55,13 @@ def test_a_dataframe_source_has_no_arrays(sweep):
 def test_every_registered_figure_names_its_paper_and_needs():
     for name, spec in FIGURES.items():
         assert name.count(".") == 1 and spec.paper and spec.title, name
+
+
+def test_a_family_of_names_is_needed_by_any_member(tmp_path):
+    with RunWriter(tmp_path / "r", config={"name": "r"}) as w:
+        w.declare({"alignment": "alignment"})
+        w.log(0, 0.0, "alignment", {"mean_M8": 1.0, "std_M8": 0.1})
+    runs = Runs.open(tmp_path / "r")
+    assert runs.has("alignment/mean_M{m}") and not runs.has("sharpest_directions/dloss_alpha_{a}")
+    ok, why = available(runs)
+    assert "walk.fig5" in ok and "sharpest_directions" in why["sharpest.fig2b"]

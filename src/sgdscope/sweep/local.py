@@ -1,64 +1,104 @@
 """The ``local`` executor: N worker processes on this machine, the cores shared out.
 
-Each point runs in a fresh Python process (``python -m sgdscope.sweep.worker``: no state shared
-with the driver or the other points, and no re-import of the caller's script) with ``threads``
-torch threads. A worker that dies (killed, out of memory) marks its run
-``interrupted``; the other workers go on, and running the sweep again resumes it.
+Each worker is a long-lived Python process (:func:`sgdscope.sweep.worker.serve`: no state shared
+with the driver, and no re-import of the caller's script) that runs one point after another with
+``threads`` torch threads, so the start of Python and torch is paid once per worker, not per
+point. A worker that dies (killed, out of memory) marks its run ``interrupted`` and is replaced;
+the other workers go on, and running the sweep again resumes that run.
 """
 from __future__ import annotations
 
 import json
+import queue
 import subprocess
 import sys
-import time
+import threading
 from pathlib import Path
 from typing import Callable, Sequence
 
 from ..store import is_run_dir, mark_status, read_status
-from .worker import LOG_FILE, settle
+from .worker import settle
 
 __all__ = ["run_local"]
 
 
+class _Worker:
+    """One worker process, the task it runs (or None) and a thread that forwards its answers."""
+
+    def __init__(self, threads: int | None, answers: queue.Queue, log: Path):
+        cmd = [sys.executable, "-c", "from sgdscope.sweep.worker import main; raise SystemExit(main())"]
+        cmd += ["--threads", str(threads)] if threads else []
+        with open(log, "a", encoding="utf-8") as out:  # anything printed outside a point's own log
+            self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=out, text=True,
+                                         bufsize=1)
+        self.task = None
+        threading.Thread(target=self._forward, args=(answers,), daemon=True).start()
+
+    def _forward(self, answers: queue.Queue) -> None:
+        for line in self.proc.stdout:
+            try:
+                answers.put((self, json.loads(line)))
+            except ValueError:  # not an answer (something printed below Python): ignore it
+                pass
+
+    def give(self, task) -> None:
+        self.task = task
+        Path(task.run_dir).mkdir(parents=True, exist_ok=True)
+        self.proc.stdin.write(json.dumps({"config": task.config, "run_dir": str(task.run_dir)}) + "\n")
+        self.proc.stdin.flush()
+
+    def dead(self) -> bool:
+        return self.proc.poll() is not None
+
+
 def run_local(tasks: Sequence, *, workers: int, threads: int | None, on_change: Callable[[dict], None] | None = None,
-              poll_s: float = 0.2) -> dict[str, str]:
+              poll_s: float = 0.2, log: Path | None = None) -> dict[str, str]:
     """Run ``tasks`` (objects with ``name``, ``config``, ``run_dir``) on ``workers`` processes;
-    returns ``{name: final state}``. ``on_change(states)`` is called whenever a run starts or ends."""
+    returns ``{name: final state}``. ``on_change(states)`` is called whenever a run starts or ends.
+    ``log``: where the workers' own output goes (default: ``workers.log`` beside the run folders' parent)."""
     pending = list(tasks)
-    running: dict[str, tuple] = {}
     states: dict[str, str] = {t.name: "pending" for t in tasks}
+    if not pending:
+        return states
+    log = log or Path(pending[0].run_dir).parent.parent / "workers.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    answers: queue.Queue = queue.Queue()
+    pool = [_Worker(threads, answers, log) for _ in range(min(workers, len(pending)))]
+
+    def changed():
+        if on_change:
+            on_change(states)
+
     try:
-        while pending or running:
-            while pending and len(running) < workers:
-                task = pending.pop(0)
-                running[task.name] = (_start(task, threads), task)
-                states[task.name] = "running"
-                if on_change:
-                    on_change(states)
-            time.sleep(poll_s)
-            for name, (proc, task) in list(running.items()):
-                if proc.poll() is None:
-                    continue
-                del running[name]
-                states[name] = settle(task.run_dir, proc.returncode)
-                if on_change:
-                    on_change(states)
+        while pending or any(w.task for w in pool):
+            for w in pool:
+                if w.task is None and pending and not w.dead():
+                    w.give(pending.pop(0))
+                    states[w.task.name] = "running"
+                    changed()
+            try:
+                worker, answer = answers.get(timeout=poll_s)
+                states[worker.task.name] = settle(worker.task.run_dir, 0)
+                worker.task = None
+                changed()
+            except queue.Empty:
+                pass
+            for i, w in enumerate(pool):
+                if w.dead() and answers.empty():
+                    if w.task is not None:  # it died inside a point: the run is interrupted
+                        states[w.task.name] = settle(w.task.run_dir, w.proc.returncode)
+                        w.task = None
+                        changed()
+                    if pending:
+                        pool[i] = _Worker(threads, answers, log)
     finally:
-        for proc, task in running.values():  # the driver is interrupted: stop the workers, keep their runs resumable
-            proc.terminate()
-            proc.wait()
-            if is_run_dir(task.run_dir) and read_status(task.run_dir).get("state") == "running":
-                mark_status(task.run_dir, "interrupted", "the sweep was interrupted")
+        for w in pool:
+            if w.task is not None and not w.dead():  # the driver is interrupted: stop, keep the run resumable
+                w.proc.terminate()
+                w.proc.wait()
+                if is_run_dir(w.task.run_dir) and read_status(w.task.run_dir).get("state") == "running":
+                    mark_status(w.task.run_dir, "interrupted", "the sweep was interrupted")
+            if not w.dead():
+                w.proc.stdin.close()
+                w.proc.wait()
     return states
-
-
-def _start(task, threads: int | None) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "sgdscope.sweep.worker", str(task.run_dir)]
-    if threads:
-        cmd += ["--threads", str(threads)]
-    Path(task.run_dir).mkdir(parents=True, exist_ok=True)
-    with open(Path(task.run_dir) / LOG_FILE, "a", encoding="utf-8") as log:  # anything the process prints outside train
-        proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=log, stderr=subprocess.STDOUT, text=True)
-    proc.stdin.write(json.dumps(task.config))
-    proc.stdin.close()
-    return proc

@@ -57,20 +57,31 @@ def settle(run_dir: str | os.PathLike, exitcode: int | None = None) -> str:
     return state
 
 
-def main(argv: list[str] | None = None) -> int:
-    """``python -m sgdscope.sweep.worker RUN_DIR [--threads N]`` with the point's config as JSON on
-    standard input: how the local executor starts a point in its own process."""
-    import argparse
+def serve(threads: int | None = None) -> int:
+    """How the local executor runs points (``sgdscope.sweep.worker.main``, in its own process). Reads
+    one JSON task per line on standard input (``{"config": ..., "run_dir": ...}``), runs it, and
+    answers one JSON line ``{"run_dir": ..., "state": ...}`` on standard output; ends at the end of
+    its input. One process serves many points, so each pays the start of Python and torch once."""
     import json
     import sys
+    import warnings
 
-    parser = argparse.ArgumentParser(prog="python -m sgdscope.sweep.worker")
-    parser.add_argument("run_dir")
+    channel = sys.stdout  # run_point sends everything else to the point's own log
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        task = json.loads(line)
+        with warnings.catch_warnings():  # each point's log shows its own warnings, as a fresh process would
+            warnings.simplefilter("default")
+            state = run_point(task["config"], task["run_dir"], threads=threads)
+        print(json.dumps({"run_dir": task["run_dir"], "state": state}), file=channel, flush=True)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="sgdscope-sweep-worker", description=serve.__doc__)
     parser.add_argument("--threads", type=int, default=None)
-    args = parser.parse_args(argv)
-    state = run_point(json.load(sys.stdin), args.run_dir, threads=args.threads)
-    return 0 if state in ("done", "diverged") else 1
+    return serve(parser.parse_args(argv).threads)
 
-
-if __name__ == "__main__":
-    raise SystemExit(main())

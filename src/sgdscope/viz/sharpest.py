@@ -233,7 +233,7 @@ def loss_along_top(runs: Runs, *, run: str | None = None, steps: int | Sequence[
 
 @figure("sharpest.fig2b", paper="Sharpest directions Fig. 2b",
         title="the mean loss change of SGD steps whose top-eigenvector component is scaled by alpha = 0.5, 1, 2",
-        needs=(STEP_E1,))
+        needs=("sharpest_directions/dloss_alpha_{a}",))
 def loss_change_alpha(runs: Runs, *, run: str | None = None, x: str = "epoch", smooth: int = 1):
     """Sharpest directions Fig. 2b: the mean loss change of SGD steps whose component along e_1
     is scaled by alpha (the stored ``sharpest_directions/dloss_alpha_{a}``: 0.5, 1 and 2 in red,

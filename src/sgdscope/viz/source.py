@@ -19,6 +19,14 @@ from ..store.sweeps import RUNS
 __all__ = ["Runs", "MissingData", "probe_hint"]
 
 
+def _known(kind: str, name: str) -> bool:
+    try:
+        quantity(kind, name)
+        return True
+    except KeyError:
+        return False
+
+
 class MissingData(LookupError):
     """A figure needs a metric or an array the runs do not hold; the message names the probe to add."""
 
@@ -79,6 +87,10 @@ class Runs:
                 return any(self._has_arrays(run, kind, name) for run in self.folders)
         except KeyError:
             pass
+        if "{" in name:  # a family such as alignment/mean_M{m}: any member will do
+            frame = self.frame
+            rows = frame[(frame["type"] == kind) | (frame["probe"] == kind)]
+            return any(quantity(kind, n).name == name for n in set(rows["name"]) if _known(kind, n))
         try:
             resolve_metric(self.frame, metric)
             return True

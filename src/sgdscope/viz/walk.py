@@ -354,7 +354,8 @@ def _at_steps(table, at):
 
 
 @figure("walk.fig5", paper="Walk Fig. 5-6",
-        title="g^T H g / ||g||^2 against the mini-batch size, mean and std over mini-batches")
+        title="g^T H g / ||g||^2 against the mini-batch size, mean and std over mini-batches",
+        needs=("alignment/mean_M{m}", "alignment/std_M{m}"))
 def alignment(runs: Runs, *, steps: int | str | Sequence[int | str] = "last", by: str | Sequence[str] | None = None,
               log_y: bool = False):
     """Walk Fig. 5-6: the alignment g_B^T H g_B / ||g_B||^2 of mini-batch gradients with the
