@@ -29,9 +29,9 @@ def test_metric_curve_one_line_per_grid_point_with_a_band_over_seeds(sweep, tmp_
     fig = draw("generic.metric", sweep, metric="top_eigenvalues/lambda_1")
     ax = fig.axes[0]
     lines = ax.get_lines()
-    assert [l.get_label() for l in lines] == ["lr=0.1 (mean of 2)", "lr=0.5 (mean of 2)"]
+    assert [l.get_label() for l in lines] == [r"$\eta$=0.1 (mean of 2)", r"$\eta$=0.5 (mean of 2)"]
     np.testing.assert_allclose(lines[0].get_ydata(), 1.0 + np.arange(6))  # the seeds agree here: mean = each
-    assert len(ax.collections) == 2 and ax.get_xlabel() == "step"
+    assert len(ax.collections) == 2 and ax.get_xlabel() == "iteration"
     fig.savefig(tmp_path / "metric.png")
     assert (tmp_path / "metric.png").stat().st_size > 1000
 

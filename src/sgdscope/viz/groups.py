@@ -17,7 +17,7 @@ from ..analysis import MissingMetric, moving_average, series, varied_keys
 from .source import MissingData, Runs
 
 __all__ = ["Group", "SYMBOLS", "fmt", "order", "run_configs", "sweep_keys", "groups", "run_series", "group_curve",
-           "check_x", "outside_legend", "legend_title"]
+           "check_x", "outside_legend", "legend_title", "xlabel", "one_run"]
 
 SYMBOLS = {"optimizer.lr": r"$\eta$", "train.batch_size": r"$S$", "optimizer.momentum": r"$\beta$", "model.name": "model"}
 
@@ -133,3 +133,17 @@ def legend_title(groups: list[Group]) -> str | None:
     return ", ".join(keys) if keys else None
 
 
+
+
+def xlabel(x: str) -> str:
+    """The paper's name of the x axis: iterations for steps."""
+    return "iteration" if x == "step" else "epoch"
+
+
+def one_run(runs: Runs, run: str | None) -> str:
+    """``run`` if it is one of the runs (the first run when None); ValueError lists them."""
+    if run is None:
+        return runs.names[0]
+    if run not in runs.names:
+        raise ValueError(f"run={run!r} is not among the runs: {', '.join(runs.names)}")
+    return run

@@ -39,18 +39,6 @@ ALPHA_COLOURS = ("tab:red", "tab:green", "tab:blue", "tab:purple", "tab:brown", 
 OPTIMIZER_NAMES = {"sgd": "SGD", "nudged_sgd": "NSGD", "gd": "GD", "noisy_gd": "noisy GD"}
 
 
-def _xlabel(x: str) -> str:
-    return "iteration" if x == "step" else "epoch"
-
-
-def _one_run(runs: Runs, run: str | None) -> str:
-    if run is None:
-        return runs.names[0]
-    if run not in runs.names:
-        raise ValueError(f"run={run!r} is not among the runs: {', '.join(runs.names)}")
-    return run
-
-
 def _family(runs: Runs, kind: str, pattern: str) -> dict[str, str]:
     """{value name: its group} for the stored names of probe ``kind`` matching ``pattern``."""
     frame = runs.frame
@@ -116,7 +104,7 @@ def top_eigenvalues(runs: Runs, *, run: str | None = None, k: int | None = None,
     (lambda_k), from the ``top_eigenvalues/lambda_{i}`` rows (or the ``eigenvalues`` arrays where
     the rows hold lambda_1 only). ``k``: the first k (default all stored); ``log_y``."""
     G.check_x(x)
-    run = _one_run(runs, run)
+    run = G.one_run(runs, run)
     curves = _eigenvalue_curves(runs, run, x, k)
     if not curves:
         raise MissingData(f"sharpest.fig1a: run {run} has no top_eigenvalues/lambda_i rows: {probe_hint(LAMBDA)}")
@@ -125,7 +113,7 @@ def top_eigenvalues(runs: Runs, *, run: str | None = None, k: int | None = None,
     _name_run(ax, run, runs)
     for i, ((xs, values), color) in enumerate(zip(curves, palette), start=1):
         ax.plot(xs, values, color=color, lw=1.1, label=rf"$\lambda_{{{i}}}$")
-    ax.set_xlabel(_xlabel(x))
+    ax.set_xlabel(G.xlabel(x))
     ax.set_ylabel(r"eigenvalue $\lambda_i$ of $H$")
     if log_y:
         ax.set_yscale("log", nonpositive="mask")
@@ -170,7 +158,7 @@ def top_two_per_lr(runs: Runs, *, by: str | Sequence[str] | None = None, x: str 
             if n > 1:
                 ax.fill_between(xs, lo, hi, color=color, alpha=0.2, lw=0)
         ax.set_yscale("log", nonpositive="mask")
-        ax.set_xlabel(_xlabel(x))
+        ax.set_xlabel(G.xlabel(x))
         ax.set_ylabel(symbol)
     G.outside_legend(fig, axes, title=G.legend_title(groups))
     return fig
@@ -205,7 +193,7 @@ def loss_along_top(runs: Runs, *, run: str | None = None, steps: int | Sequence[
     import matplotlib
     from matplotlib.colors import ListedColormap, Normalize
 
-    run = _one_run(runs, run)
+    run = G.one_run(runs, run)
     losses, grids = runs.arrays(LOSS_ALONG, run), runs.arrays(GRID, run)
     stored = sorted(s for s in losses if s in grids)
     if not stored:
@@ -240,7 +228,7 @@ def loss_change_alpha(runs: Runs, *, run: str | None = None, x: str = "epoch", s
     green and blue, as on the poster) against ``x``, for one run (default the first); the zero
     line drawn. ``smooth``: a trailing moving average of that many records."""
     G.check_x(x)
-    run = _one_run(runs, run)
+    run = G.one_run(runs, run)
     names = _family(runs, "sharpest_directions", r"dloss_alpha_(.+)")
     if not names:
         raise MissingData("sharpest.fig2b needs sharpest_directions/dloss_alpha_{a}: the sharpest_directions "
@@ -257,7 +245,7 @@ def loss_change_alpha(runs: Runs, *, run: str | None = None, x: str = "epoch", s
         ax.plot(s[x].to_numpy(), values, color=ALPHA_COLOURS[i % len(ALPHA_COLOURS)], lw=1.2,
                 label=rf"$\alpha = {names[name]}$")
     ax.axhline(0.0, color="0.3", lw=0.7)
-    ax.set_xlabel(_xlabel(x))
+    ax.set_xlabel(G.xlabel(x))
     ax.set_ylabel(r"$\Delta\mathcal{L}$ of the rescaled step")
     ax.legend(fontsize=7)
     return fig
@@ -316,9 +304,9 @@ def nudged_sgd(runs: Runs, *, held_out: str = "auto", by: str | Sequence[str] | 
                     (label if n == 1 else f"{label} (mean of {n})"))
             if n > 1:
                 ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
-    ax_acc.set_xlabel(_xlabel(x))
+    ax_acc.set_xlabel(G.xlabel(x))
     ax_acc.set_ylabel("validation accuracy" if held_out == "val" else f"{held_out} accuracy")
-    ax_norm.set_xlabel(_xlabel(x))
+    ax_norm.set_xlabel(G.xlabel(x))
     ax_norm.set_ylabel(r"norm of $H$")
     ax_norm.set_yscale("log", nonpositive="mask")
     styles = [Line2D([], [], color="0.3", ls="-", label=r"spectral norm $\|H\|_2$"),

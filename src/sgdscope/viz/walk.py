@@ -39,18 +39,6 @@ FLOOR_COLOUR = "tab:orange"
 ALIGNMENT_LABEL = r"$g_B^\top H g_B \,/\, \|g_B\|^2$"
 
 
-def _xlabel(x: str) -> str:
-    return "iteration" if x == "step" else "epoch"
-
-
-def _one_run(runs: Runs, run: str | None) -> str:
-    if run is None:
-        return runs.names[0]
-    if run not in runs.names:
-        raise ValueError(f"run={run!r} is not among the runs: {', '.join(runs.names)}")
-    return run
-
-
 def _walk_groups(runs: Runs, *, prefer: Sequence[str], by) -> list:
     """The grid points of :func:`sgdscope.viz.break_even._groups`, the batch size written B as in the paper."""
     return [dataclasses.replace(g, label=g.label.replace("$S$=", "$B$="))
@@ -112,7 +100,7 @@ def interpolation_window(runs: Runs, *, run: str | None = None, start: int | Seq
     first stored steps of epoch 1 and epoch 2 and over the last ``window`` iterations, as the
     paper shows early and late windows (one that overlaps the window before is left out).
     The x axis ends where the stored curves do."""
-    run = _one_run(runs, run)
+    run = G.one_run(runs, run)
     if window < 1:
         raise ValueError(f"window must be >= 1 iteration, got {window}")
     curves = runs.arrays(CURVE, run)
@@ -150,7 +138,7 @@ def interpolation_window(runs: Runs, *, run: str | None = None, start: int | Seq
             ax.plot([s + float(alphas[s]) for s in at], [float(floors[s]) for s in at], ls="--", lw=1.1,
                     color=FLOOR_COLOUR, label="valley floor")
         ax.set_xlim(first, last)
-        ax.set_xlabel(_xlabel("step"))
+        ax.set_xlabel(G.xlabel("step"))
         ax.set_ylabel(r"loss $\mathcal{L}$")
         known = first in epochs.index and np.isfinite(epochs[first])
         where = f", epoch {int(epoch_number(epochs[first]))}" if known else ""
@@ -460,7 +448,7 @@ def gradient_cosine(runs: Runs, *, by: str | Sequence[str] | None = None, x: str
         if n > 1:
             ax.fill_between(xs, lo, hi, color=color, alpha=0.2, lw=0)
     ax.axhline(0.0, color="0.3", lw=0.7)
-    ax.set_xlabel(_xlabel(x))
+    ax.set_xlabel(G.xlabel(x))
     ax.set_ylabel(r"$\cos(g_{t-1}, g_t)$")
     if summary:
         pos = np.arange(len(groups))
