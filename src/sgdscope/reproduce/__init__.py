@@ -6,6 +6,7 @@ scale), its rule, and the paper's numbers; :func:`reproduce` runs the studies, j
 report. The claims of each paper live in one module.
 """
 from . import break_even
+from . import sharpest, walk
 from .claim import CLAIMS, SCALES, STUDIES, VERDICTS, Claim, Study, Verdict
 from .demo import run_demo
 from .runner import code_version, load_verdicts, reproduce, select
