@@ -214,4 +214,4 @@ def test_missing_probes_are_named(tmp_path):
 def test_the_sharpest_figures_are_registered():
     names = {n for n in FIGURES if n.startswith("sharpest.")}
     assert names == {"sharpest.fig1a", "sharpest.fig1b", "sharpest.fig2a", "sharpest.fig2b", "sharpest.nsgd"}
-    assert FIGURES["sharpest.fig1b"].fn is top_two_per_lr and FIGURES["sharpest.fig1b"].varies == "optimizer.lr"
+    assert FIGURES["sharpest.fig1b"].fn is top_two_per_lr and FIGURES["sharpest.fig1b"].varies == ("optimizer.lr", "train.batch_size")

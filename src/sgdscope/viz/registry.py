@@ -26,13 +26,14 @@ class FigureSpec:
     title: str  # one line: what it shows
     needs: tuple[str, ...]  # TYPE/NAME metrics it cannot do without
     min_runs: int = 1  # figures comparing runs need several
-    varies: str | None = None  # a config key the runs must vary (a sweep over it), e.g. "train.batch_size"
+    varies: str | tuple[str, ...] | None = None  # a config key the runs must vary (or one of several keys)
 
 
 FIGURES: dict[str, FigureSpec] = {}
 
 
-def figure(name: str, *, paper: str, title: str, needs: tuple[str, ...] = (), min_runs: int = 1, varies: str | None = None):
+def figure(name: str, *, paper: str, title: str, needs: tuple[str, ...] = (), min_runs: int = 1,
+           varies: str | tuple[str, ...] | None = None):
     """Register a figure function ``fn(runs, **options) -> matplotlib.figure.Figure``."""
 
     def register(fn):
@@ -59,10 +60,11 @@ def _check(spec: FigureSpec, runs: Runs) -> None:
         raise MissingData(f"{spec.name} ({spec.paper}) compares at least {spec.min_runs} runs, got {len(runs.names)}: "
                           "give it a sweep (sgdscope sweep)")
     if spec.varies is not None:
-        column = runs.frame.get(spec.varies)
-        if column is None or column.nunique() < 2:
-            raise MissingData(f"{spec.name} ({spec.paper}) compares runs over {spec.varies}: give it a sweep over "
-                              f"{spec.varies} (sgdscope sweep --grid {spec.varies}=...)")
+        keys = (spec.varies,) if isinstance(spec.varies, str) else spec.varies
+        if not any(k in runs.frame.columns and runs.frame[k].nunique() >= 2 for k in keys):
+            wanted = " or ".join(keys)
+            raise MissingData(f"{spec.name} ({spec.paper}) compares runs over {wanted}: give it a sweep over "
+                              f"{wanted} (sgdscope sweep --grid {keys[0]}=...)")
 
 
 def draw(name: str, source, **options):

@@ -136,18 +136,17 @@ FIG1B_NEEDS = ("top_eigenvalues/lambda_1", "top_eigenvalues/lambda_2")
 
 
 @figure("sharpest.fig1b", paper="Sharpest directions Fig. 1b",
-        title="lambda_1 and lambda_2 of the Hessian on a log scale, a line per learning rate",
-        needs=FIG1B_NEEDS, min_runs=2, varies=LR)
+        title="lambda_1 and lambda_2 of the Hessian on a log scale, a line per learning rate (or batch size)",
+        needs=FIG1B_NEEDS, min_runs=2, varies=(LR, BATCH_SIZE))
 def top_two_per_lr(runs: Runs, *, by: str | Sequence[str] | None = None, x: str = "epoch", smooth: int = 1):
     """Sharpest directions Fig. 1b: lambda_1 (left) and lambda_2 (right) against ``x`` on a log
     scale, a line per learning rate (the mean over seeds, a band from the lowest to the
     highest); ``by="train.batch_size"`` draws a line per batch size instead (the poster: a
     smaller batch acts like a larger learning rate). ``smooth``: a trailing moving average."""
     G.check_x(x)
-    groups = G.groups(runs, prefer=(LR, BATCH_SIZE), by=by, require=LR if by is None else None,
-                     figure_name="sharpest.fig1b")
+    groups = G.groups(runs, prefer=(LR, BATCH_SIZE), by=by, figure_name="sharpest.fig1b")
     palette = colors(len(groups))
-    fig, axes = new_figure(2, title=r"Sharpest Fig. 1b: $\lambda_1$ and $\lambda_2$ per learning rate $\eta$")
+    fig, axes = new_figure(2, title=r"Sharpest Fig. 1b: $\lambda_1$ and $\lambda_2$ per " + (G.legend_title(groups) or "run"))
     for ax, metric, symbol in zip(axes, FIG1B_NEEDS, (r"$\lambda_1$", r"$\lambda_2$")):
         for color, group in zip(palette, groups):
             curve = G.group_curve(runs, metric, group.runs, x, smooth)
