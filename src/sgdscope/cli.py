@@ -109,7 +109,7 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_plot(args) -> int:
-    from .run.config import parse_value
+    from .run.config import ConfigError, parse_value
     from .viz import FIGURES, available, draw
 
     if args.list or not args.figure:
@@ -139,7 +139,7 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .reproduce import CLAIMS, STUDIES, reproduce, select
+    from .reproduce import STUDIES, reproduce, select
 
     if args.list:
         for c in select(args.what):

@@ -5,10 +5,10 @@ import math
 import pytest
 
 import sgdscope
-from sgdscope.reproduce import CLAIMS, SCALES, STUDIES
+from sgdscope.reproduce import CLAIMS, STUDIES
 from sgdscope.reproduce.rules import every_run, unfinished
 from sgdscope.store import RunWriter
-from sgdscope.sweep.spec import SweepSpec
+from _study_points import study_points
 
 BREAK_EVEN_STUDIES = sorted({c.study for c in CLAIMS.values() if c.key.startswith("break_even.")})
 
@@ -224,13 +224,7 @@ def test_bn_conditioning_reads_the_second_half(tmp_path, key):
 
 @pytest.mark.parametrize("name", BREAK_EVEN_STUDIES)
 def test_every_break_even_study_resolves_at_every_scale(name):
-    study = STUDIES[name]
-    assert set(study.sweeps) == set(SCALES)
-    for scale in SCALES:
-        plan = study.sweeps[scale]
-        points = SweepSpec(plan["config"], grid=plan["grid"], seeds=plan["seeds"]).points()  # resolves every config
-        assert len(points) == math.prod(len(v) for v in plan["grid"].values()) * len(plan["seeds"])
-        assert all(p.config["device"] == ("cuda" if scale == "paper" else "cpu") for p in points), (name, scale)
+    for scale, (plan, points) in study_points(name).items():
         if scale == "tiny":
             assert plan["seeds"] == [0, 1] and all(len(v) <= 2 for v in plan["grid"].values())
         if scale != "tiny":

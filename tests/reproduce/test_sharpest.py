@@ -1,14 +1,13 @@
 """The sharpest-directions poster's claims: each rule on small sweeps the test writes (holds, does
 not hold, inconclusive), every study's configs at every scale, and the tiny scale end to end."""
 import json
-import math
 
 import pytest
 
 import sgdscope
-from sgdscope.reproduce import CLAIMS, SCALES, STUDIES, VERDICTS, reproduce
+from sgdscope.reproduce import CLAIMS, STUDIES, VERDICTS, reproduce
 from sgdscope.store import RunWriter
-from sgdscope.sweep.spec import SweepSpec
+from _study_points import study_points
 
 SHARPEST_STUDIES = sorted({c.study for c in CLAIMS.values() if c.key.startswith("sharpest.")})
 LAMBDA = "top_eigenvalues/lambda_1"
@@ -197,13 +196,7 @@ def test_the_sharpest_claims_and_studies():
 
 @pytest.mark.parametrize("name", SHARPEST_STUDIES)
 def test_every_sharpest_study_resolves_at_every_scale(name):
-    study = STUDIES[name]
-    assert set(study.sweeps) == set(SCALES)
-    for scale in SCALES:
-        plan = study.sweeps[scale]
-        points = SweepSpec(plan["config"], grid=plan["grid"], seeds=plan["seeds"]).points()  # resolves every config
-        assert len(points) == math.prod(len(v) for v in plan["grid"].values()) * len(plan["seeds"])
-        assert all(p.config["device"] == ("cuda" if scale == "paper" else "cpu") for p in points), (name, scale)
+    for scale, (plan, points) in study_points(name).items():
         assert len(plan["seeds"]) >= 2
         data = points[0].config["data"]["name"]
         assert data == {"tiny": "digits", "cpu": "fashion_mnist", "paper": "cifar10"}[scale]

@@ -6,9 +6,9 @@ import math
 import pytest
 
 import sgdscope
-from sgdscope.reproduce import CLAIMS, SCALES, STUDIES, VERDICTS, reproduce
+from sgdscope.reproduce import CLAIMS, STUDIES, VERDICTS, reproduce
 from sgdscope.store import RunWriter
-from sgdscope.sweep.spec import SweepSpec
+from _study_points import study_points
 
 WALK_STUDIES = sorted({c.study for c in CLAIMS.values() if c.key.startswith("walk.")})
 
@@ -181,12 +181,7 @@ def test_the_walk_claims_and_studies():
 @pytest.mark.parametrize("name", WALK_STUDIES)
 def test_every_walk_study_resolves_at_every_scale(name):
     study = STUDIES[name]
-    assert set(study.sweeps) == set(SCALES)
-    for scale in SCALES:
-        plan = study.sweeps[scale]
-        points = SweepSpec(plan["config"], grid=plan["grid"], seeds=plan["seeds"]).points()  # resolves every config
-        assert len(points) == math.prod(len(v) for v in plan["grid"].values()) * len(plan["seeds"])
-        assert all(p.config["device"] == ("cuda" if scale == "paper" else "cpu") for p in points), (name, scale)
+    for scale, (plan, points) in study_points(name).items():
         assert len(plan["seeds"]) >= 2
         data = points[0].config["data"]["name"]
         assert data == {"tiny": "digits", "cpu": "mnist", "paper": "cifar10"}[scale]

@@ -13,7 +13,6 @@ and :func:`train` (the loop, which owns the run folder).
 """
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import NamedTuple
 

@@ -15,7 +15,6 @@ from pathlib import Path
 
 from ..run.config import ConfigError, read_config_file
 from ..store import _toml, is_run_dir, read_status
-from ..store._atomic import atomic_write_json
 from ..store.writer import clear_run
 from ..store.sweeps import MARKER, RUNS, write_points
 from .local import run_local

@@ -17,14 +17,12 @@ lines of Fig. 4-5 are where the training accuracy first reaches a threshold
 from __future__ import annotations
 
 import math
-import numbers
 import warnings
-from dataclasses import dataclass
 from typing import Sequence
 
 import numpy as np
 
-from ..analysis import TRAIN_ACCURACY, MissingMetric, accuracy_crossing, moving_average, peak, series, varied_keys, window
+from ..analysis import TRAIN_ACCURACY, MissingMetric, accuracy_crossing, moving_average, peak, series, window
 from . import groups as G
 from .registry import figure
 from .source import MissingData, Runs
@@ -59,10 +57,7 @@ def _draw_curves(ax, runs: Runs, groups: list[G.Group], metric: str, palette, *,
         curve = G.group_curve(runs, metric, group.runs, x, smooth)
         if curve is None:
             continue
-        xs, mean, lo, hi, n = curve
-        ax.plot(xs, mean, color=color, lw=1.3, label=group.label if n == 1 else f"{group.label} (mean of {n})")
-        if n > 1:
-            ax.fill_between(xs, lo, hi, color=color, alpha=0.2, lw=0)
+        G.plot_curve(ax, curve, color, group.label, lw=1.3)
     ax.set_xlabel(x)
     ax.set_ylabel(_label(metric))
 

@@ -22,10 +22,7 @@ def metric_curve(runs: Runs, metric: str = "train/loss", *, x: str = "step", log
         curve = G.group_curve(runs, metric, group.runs, x, 1)
         if curve is None:
             continue
-        xs, mean, lo, hi, n = curve
-        ax.plot(xs, mean, color=color, lw=1.2, label=group.label if n == 1 else f"{group.label} (mean of {n})")
-        if n > 1:
-            ax.fill_between(xs, lo, hi, color=color, alpha=0.2, lw=0)
+        G.plot_curve(ax, curve, color, group.label)
     ax.set_xlabel(G.xlabel(x))
     ax.set_ylabel(metric)
     if log_y:

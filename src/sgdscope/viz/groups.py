@@ -17,7 +17,7 @@ from ..analysis import MissingMetric, moving_average, series, varied_keys
 from .source import MissingData, Runs
 
 __all__ = ["Group", "SYMBOLS", "fmt", "order", "run_configs", "sweep_keys", "groups", "run_series", "group_curve",
-           "check_x", "outside_legend", "legend_title", "xlabel", "one_run"]
+           "check_x", "outside_legend", "legend_title", "xlabel", "one_run", "mean_label", "plot_curve"]
 
 SYMBOLS = {"optimizer.lr": r"$\eta$", "train.batch_size": r"$S$", "optimizer.momentum": r"$\beta$", "model.name": "model"}
 
@@ -147,3 +147,17 @@ def one_run(runs: Runs, run: str | None) -> str:
     if run not in runs.names:
         raise ValueError(f"run={run!r} is not among the runs: {', '.join(runs.names)}")
     return run
+
+
+def mean_label(label: str, n: int) -> str:
+    """``label``, or ``"label (mean of n)"`` for a seed mean."""
+    return label if n == 1 else f"{label} (mean of {n})"
+
+
+def plot_curve(ax, curve, color, label: str | None, *, lw: float = 1.2, ls: str = "-", band: float = 0.2) -> None:
+    """One :func:`group_curve` on ``ax``: the seed mean, and the band from the lowest to the
+    highest seed where there are several (``label`` None: no legend entry)."""
+    xs, mean, lo, hi, n = curve
+    ax.plot(xs, mean, color=color, ls=ls, lw=lw, label=None if label is None else mean_label(label, n))
+    if n > 1:
+        ax.fill_between(xs, lo, hi, color=color, alpha=band, lw=0)

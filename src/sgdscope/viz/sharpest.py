@@ -152,10 +152,7 @@ def top_two_per_lr(runs: Runs, *, by: str | Sequence[str] | None = None, x: str 
             curve = G.group_curve(runs, metric, group.runs, x, smooth)
             if curve is None:
                 continue
-            xs, mean, lo, hi, n = curve
-            ax.plot(xs, mean, color=color, lw=1.2, label=group.label if n == 1 else f"{group.label} (mean of {n})")
-            if n > 1:
-                ax.fill_between(xs, lo, hi, color=color, alpha=0.2, lw=0)
+            G.plot_curve(ax, curve, color, group.label)
         ax.set_yscale("log", nonpositive="mask")
         ax.set_xlabel(G.xlabel(x))
         ax.set_ylabel(symbol)
@@ -298,11 +295,7 @@ def nudged_sgd(runs: Runs, *, held_out: str = "auto", by: str | Sequence[str] | 
             curve = G.group_curve(runs, metric, group.runs, x, smooth)
             if curve is None:
                 continue
-            xs, mean, lo, hi, n = curve
-            ax.plot(xs, mean, color=color, ls=ls, lw=1.3, label=None if label is None else
-                    (label if n == 1 else f"{label} (mean of {n})"))
-            if n > 1:
-                ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
+            G.plot_curve(ax, curve, color, label, lw=1.3, ls=ls, band=0.15)
     ax_acc.set_xlabel(G.xlabel(x))
     ax_acc.set_ylabel("validation accuracy" if held_out == "val" else f"{held_out} accuracy")
     ax_norm.set_xlabel(G.xlabel(x))

@@ -45,10 +45,6 @@ def _walk_groups(runs: Runs, *, prefer: Sequence[str], by) -> list:
             for g in G.groups(runs, prefer=prefer, by=by)]
 
 
-def _mean_label(label: str, n: int) -> str:
-    return label if n == 1 else f"{label} (mean of {n})"
-
-
 # --- Fig. 1-3: the loss between consecutive iterates ---------------------------------------------------
 
 def _default_starts(runs: Runs, run: str, stored: list[int], window: int) -> list[int]:
@@ -210,7 +206,7 @@ def barrier_table(runs: Runs, *, epochs: Sequence[int] | None = None, by: str | 
         crossed, probed, n = count
         rows.append([f"{_fmt_count(crossed[e])} / {_fmt_count(probed[e])}" if e in crossed.index else "-"
                      for e in columns])
-        labels.append(_mean_label(group.label, n))
+        labels.append(G.mean_label(group.label, n))
     fig, (ax,) = new_figure(width=max(4.2, 1.6 + 1.0 * len(columns) + 0.05 * max(map(len, labels))),
                             height=0.9 + 0.32 * (len(rows) + 1),
                             title="Walk Table 1: barriers crossed / steps probed per epoch")
@@ -244,7 +240,7 @@ def barriers(runs: Runs, *, by: str | Sequence[str] | None = None, heights: bool
     for i, (group, (crossed, n_probed, n), color) in enumerate(drawn):
         offset = (i - (len(drawn) - 1) / 2) * width
         ax.bar(crossed.index.to_numpy() + offset, crossed.to_numpy(), width=width, color=color,
-               label=_mean_label(group.label, n))
+               label=G.mean_label(group.label, n))
         probed.extend(n_probed.to_numpy())
     lo, hi = int(np.min(probed)), int(np.max(probed))
     ax.set_title(f"of {lo if lo == hi else f'{lo}-{hi}'} probed steps per epoch", fontsize=9)
@@ -387,7 +383,7 @@ def alignment(runs: Runs, *, steps: int | str | Sequence[int | str] = "last", by
             mean = pd.concat(means).mean()
             std = np.sqrt(pd.concat(variances).mean())
             ax.errorbar(mean.index.to_numpy() * factor, mean.to_numpy(), yerr=std.reindex(mean.index).to_numpy(),
-                        color=color, marker="o", ms=4, lw=1.2, capsize=3, label=_mean_label(group.label, n))
+                        color=color, marker="o", ms=4, lw=1.2, capsize=3, label=G.mean_label(group.label, n))
         ax.set_xscale("log")
         ax.set_xticks(sizes, [str(m) for m in sizes])
         ax.xaxis.set_minor_locator(NullLocator())
@@ -443,10 +439,7 @@ def gradient_cosine(runs: Runs, *, by: str | Sequence[str] | None = None, x: str
         stats.append((np.mean(values), np.std(values)) if values else (np.nan, np.nan))
         if curve is None:
             continue
-        xs, mean, lo, hi, n = curve
-        ax.plot(xs, mean, color=color, lw=1.1, label=_mean_label(group.label, n))
-        if n > 1:
-            ax.fill_between(xs, lo, hi, color=color, alpha=0.2, lw=0)
+        G.plot_curve(ax, curve, color, group.label, lw=1.1)
     ax.axhline(0.0, color="0.3", lw=0.7)
     ax.set_xlabel(G.xlabel(x))
     ax.set_ylabel(r"$\cos(g_{t-1}, g_t)$")
