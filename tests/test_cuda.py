@@ -165,3 +165,15 @@ def test_scope_in_a_cuda_loop():
     assert {(0, "top_eigenvalues"), (5, "gradient_noise"), (10, "stability")} <= fired
     assert all(v == v for _, _, probe, name, v in rows if probe != "bn_scale_norm"), rows
     assert not any(name == "failed" for _, _, _, name, _ in rows)
+
+
+@pytest.mark.skipif(CUDA.type != "cuda" or torch.cuda.device_count() < 2, reason="nccl needs 2 CUDA devices (one per process)")
+def test_nccl_two_processes_equal_one_process_on_the_union(tmp_path):
+    """tests/test_distributed.py's measurements on nccl, rank r on cuda:r, against one CPU process on the union."""
+    import _distributed_kit as kit
+
+    ranks = kit.spawn("measure_nccl", tmp_path)
+    one = kit.measure(None)
+    for key in ("hv", "loss", "grad", "top_values", "hutchpp", "K_rows", "K_spectrum", "g_ratio", "align_mean", "hc", "spread", "bn_rows"):
+        torch.testing.assert_close(ranks[0][key], ranks[1][key], rtol=0, atol=0, msg=f"ranks disagree on {key}")
+        torch.testing.assert_close(ranks[0][key].double(), one[key].double(), rtol=1e-9, atol=1e-12, msg=key)

@@ -24,6 +24,8 @@ from .noise import (
     minibatch_gradients,
     per_example_gradients,
     projection_ratio,
+    sharded_covariance_spectrum,
+    sharded_minibatch_gradients,
     stability,
     uncentred_moment_top,
 )
@@ -55,6 +57,8 @@ __all__ = [
     "covariance_spectrum",
     "CovarianceSpectrum",
     "projection_ratio",
+    "sharded_minibatch_gradients",
+    "sharded_covariance_spectrum",
     "gradient_hessian_alignment",
     "hessian_noise_cosine",
     "curvature_spread",

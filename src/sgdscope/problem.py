@@ -24,6 +24,12 @@ Measurement rules
   ``sum_b (n_b / N) * loss_b``, the mean over all N examples whatever the split. The reduction is
   read from the loss's ``reduction`` attribute (torch loss modules) or from the default of a
   ``reduction`` argument of a function; otherwise it must be declared (``reduction=``).
+* Data parallel (``distributed=True`` or ``process_group=...``): the batches are this rank's
+  shard, and every loss, gradient and Hessian product is of the mean loss over the union of the
+  shards, ``sum_r (N_r / N) L_r``: each batch is weighted by ``n_b / N`` with N the examples of
+  all ranks (summed once, here), and the ranks' weighted sums are all-reduced, so unequal shards
+  are right and every rank gets the same result. The parameters must be equal on every rank
+  (DDP keeps them so).
 """
 from __future__ import annotations
 
@@ -39,6 +45,7 @@ from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 
 from ._batches import Batch, as_batches, check_batch, place, place_inputs
+from ._dist import Comm, resolve_comm
 from ._flat import FlatSpec
 
 __all__ = ["Problem", "Batch"]
@@ -145,16 +152,37 @@ class Problem:
         reduction: ``"mean"`` or ``"sum"``, what ``loss_fn`` returns over a batch's examples, for
             a function that does not say (an error asks for it); must agree where it does.
             Every quantity is measured on the mean loss over the examples either way.
+        distributed: ``batches`` are this rank's shard of the data, and the loss is the mean over
+            the union of every rank's shard, on the default ``torch.distributed`` process group
+            (initialised by the caller, e.g. under ``torchrun``); every rank builds the Problem and
+            makes the same calls. See the module docstring and ``docs/engine.md``.
+        process_group: as ``distributed=True``, on this ``ProcessGroup``.
 
     Attributes:
         dim: D, the number of selected parameters.
         spec: names, shapes and offsets of the selection in the flat vector.
-        num_examples: N, the examples over all batches.
+        num_examples: N, the examples over all batches (of every rank's shard when distributed).
+        shard_examples: the examples of this rank's batches (N without a process group).
+        comm: the process group (:class:`~sgdscope._dist.Comm`: ``rank``, ``size``) or None.
     """
 
     def __init__(
-        self, model: nn.Module, loss_fn: Callable, batches, *, params=None, bn_mode: str | None = None, reduction: str | None = None
+        self,
+        model: nn.Module,
+        loss_fn: Callable,
+        batches,
+        *,
+        params=None,
+        bn_mode: str | None = None,
+        reduction: str | None = None,
+        distributed: bool = False,
+        process_group=None,
     ):
+        if isinstance(model, nn.parallel.DistributedDataParallel):
+            raise TypeError(
+                "model is a DistributedDataParallel wrapper, whose forward synchronises gradients; pass the wrapped "
+                "module, model.module (and distributed=True to measure over every rank's data)"
+            )
         self.model = model
         self.loss_fn = loss_fn
         self.bn_mode = _resolve_bn_mode(model, bn_mode)
@@ -165,8 +193,15 @@ class Problem:
         self.dtype, self.device = first.dtype, first.device
         self.batches = [place(b, device=self.device, dtype=self.dtype) for b in as_batches(batches)]
         sizes = [len(b[1]) for b in self.batches]
-        self.num_examples = sum(sizes)
-        self.weights = [n / self.num_examples for n in sizes]  # batch_loss is a mean: sum_b (n_b / N) loss_b
+        self.comm: Comm | None = resolve_comm(distributed, process_group, self.device)
+        self.shard_examples = sum(sizes)
+        if self.comm is None:
+            self.num_examples = self.shard_examples
+        else:
+            self.comm.check_same(self.dim, "D, the number of selected parameters,")
+            self.num_examples = sum(self.comm.sizes(self.shard_examples))
+        # batch_loss is a mean: sum_b (n_b / N) loss_b, N over every rank's batches (summed across ranks after)
+        self.weights = [n / self.num_examples for n in sizes]
 
     # ----------------------------------------------------------------- plumbing
     def place(self, batch, what: str = "batch") -> Batch:
@@ -280,7 +315,8 @@ class Problem:
         theta = self.check_theta(theta)
         frozen = self.frozen_params()
         with self.measuring(), torch.no_grad():
-            return sum(w * self.batch_loss(theta, b, frozen=frozen) for w, b in zip(self.weights, self.batches))
+            loss = sum(w * self.batch_loss(theta, b, frozen=frozen) for w, b in zip(self.weights, self.batches))
+        return loss if self.comm is None else self.comm.sum(loss.reshape(1))[0]
 
     def loss_and_grad(self, theta: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """Mean loss and its (D,) gradient over all examples, by ``torch.func.grad``."""
@@ -292,10 +328,14 @@ class Problem:
                 g, l = torch.func.grad_and_value(lambda t: self.batch_loss(t, b, frozen=frozen))(theta)
                 total_g.add_(g, alpha=w)
                 total_l = w * l.detach() if total_l is None else total_l + w * l.detach()
+        if self.comm is not None:  # one all-reduce for both: [gradient, loss]
+            both = self.comm.sum(torch.cat([total_g, total_l.reshape(1).to(total_g.dtype)]))
+            total_l, total_g = both[-1], both[:-1]
         return total_l, total_g
 
     def subproblem(self, batches=None, *, params=None) -> "Problem":
-        """The same model and loss on other batches and/or another parameter selection."""
+        """The same model and loss on other batches and/or another parameter selection (on the same
+        process group: when distributed, ``batches`` are this rank's shard, and every rank calls it)."""
         return Problem(
             self.model,
             self.loss_fn,
@@ -303,10 +343,13 @@ class Problem:
             params=list(self.spec.names) if params is None else params,
             bn_mode=self.bn_mode,
             reduction=self.reduction,
+            distributed=self.comm is not None,
+            process_group=None if self.comm is None else self.comm.group,
         )
 
     def __repr__(self) -> str:
+        ranks = "" if self.comm is None else f", rank={self.comm.rank} of {self.comm.size}, shard N={self.shard_examples}"
         return (
-            f"Problem(D={self.dim}, batches={len(self.batches)}, N={self.num_examples}, "
+            f"Problem(D={self.dim}, batches={len(self.batches)}, N={self.num_examples}{ranks}, "
             f"bn_mode={self.bn_mode!r}, dtype={self.dtype}, device={self.device})"
         )

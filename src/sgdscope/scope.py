@@ -12,6 +12,15 @@ Call ``after_step`` after every optimizer step with consecutive step numbers, so
 and "after" parameters belong to the same step. It costs nothing when no probe is due at this
 step or the next (it keeps a copy of the parameters only before a step that probes will see).
 Results go to a sink (:mod:`sgdscope.store`): a run folder, or memory.
+
+Inside a DDP loop (``distributed=True`` or ``process_group=...``): every rank builds the Scope
+with its own shard of the curvature, evaluation and noise data and calls ``after_step`` at every
+step with its own batch; the measurements use every rank (they equal one process's on the union
+of the shards and batches, in rank order), and only rank 0 records them (the other ranks create
+no folder and write nothing). A probe that fails on any rank is recorded as failed (rank 0
+writes NaN) and, with ``strict=True``, raises on every rank. What is not handled: a rank that
+fails *between* the collectives of a measurement (out of memory, say) leaves the others waiting
+in a collective until the process group's timeout (``init_process_group(timeout=...)``).
 """
 from __future__ import annotations
 
@@ -27,6 +36,7 @@ import torch
 from tqdm.auto import tqdm
 
 from ._batches import concat_batches
+from ._dist import total
 from .probes.context import StepContext, Tracker
 from .problem import Problem, _resolve_bn_mode
 from .quantities import QUANTITIES
@@ -48,6 +58,28 @@ def _uses_before(probe) -> bool:
 
 def _probe_type(probe) -> str:
     return getattr(probe, "type", None) or probe.name
+
+
+class _Discard:
+    """The sink of ranks other than 0 in a distributed Scope: takes every call, keeps nothing."""
+
+    path = None
+    state = "running"
+
+    def declare(self, probes) -> None:
+        pass
+
+    def log(self, step, epoch, probe, values, *, seconds=None) -> None:
+        pass
+
+    def set_status(self, state, **info) -> None:
+        self.state = state
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
 
 
 def _sync(device: torch.device) -> None:
@@ -82,6 +114,12 @@ class Scope:
         seed: seeds the measurements' own generator (never the global RNG).
         progress: show a progress bar over the probes of a step while they run.
         strict: re-raise an exception raised inside a probe (default: record it and go on).
+        distributed, process_group: measure over every rank of the default ``torch.distributed``
+            process group (or this one), inside a DDP loop (module docstring): the data arguments
+            are this rank's shards (the noise pool's N is their union's; ``train_size`` and
+            ``batch_size``, when given, are the whole training set's and the global batch's),
+            ``model`` is the module DDP wraps (``ddp.module``), its parameters equal on every rank.
+            Only rank 0 uses ``sink``; elsewhere it is ignored (a path creates nothing).
     """
 
     def __init__(
@@ -103,15 +141,20 @@ class Scope:
         lanczos_tol: float = 1e-3,
         progress: bool = False,
         strict: bool = False,
+        distributed: bool = False,
+        process_group=None,
     ):
         self.model = model
         bn_mode = _resolve_bn_mode(model, bn_mode)  # warns here, at the caller's line, when not chosen
-        self.problem = Problem(model, loss_fn, curvature_data, params=params, bn_mode=bn_mode, reduction=reduction)
+        self.problem = Problem(model, loss_fn, curvature_data, params=params, bn_mode=bn_mode, reduction=reduction,
+                               distributed=distributed, process_group=process_group)
+        self.comm = self.problem.comm
         self.eval_problem = (
             self.problem if eval_data is None else self.problem.subproblem(eval_data)
         )
         self.source = self.problem.place(concat_batches(self.problem.batches if noise_data is None else noise_data, "noise_data"))
-        self.train_size = int(train_size or len(self.source[1]))
+        self.pool_size = total(self.comm, len(self.source[1]))  # N of the noise pool (the union of the shards)
+        self.train_size = int(train_size or self.pool_size)
         self.batch_size = batch_size
         self.probes = list(probes)
         self.progress = progress
@@ -123,6 +166,8 @@ class Scope:
         gdev = self.problem.device if self.problem.device.type == "cuda" else "cpu"
         self.tracker = Tracker(torch.Generator(device=gdev).manual_seed(seed), lanczos_tol=lanczos_tol, progress=progress)
         self.theta_init = self.problem.theta()
+        if self.comm is not None:
+            self._check_same_parameters()
         # the parameters and training gradient at the last call, kept only when the next call may
         # fire a probe (which sees them as "before"); calls are expected at a regular stride
         self._theta_prev: torch.Tensor | None = self.theta_init.clone()
@@ -131,21 +176,38 @@ class Scope:
         self._stride: int | None = None
         self._regular = True
         self.failures: dict[str, str] = {}  # probe name -> the last error it raised
+        self.writes = self.comm is None or self.comm.rank == 0  # with a process group only rank 0 records
+        if not self.writes:
+            sink = _Discard()
         self.owns_sink = sink is None or isinstance(sink, (str, os.PathLike))
         if self.owns_sink:
             if sink is None:
                 sink = Path("runs") / f"scope-{datetime.now():%Y%m%d-%H%M%S}"
             config = {"scope": {"probes": {p.name: _probe_type(p) for p in self.probes}, "seed": seed, "bn_mode": bn_mode,
                                 "reduction": self.problem.reduction}}
+            if self.comm is not None:
+                config["scope"]["ranks"] = self.comm.size
             sink = RunWriter(sink, config=config)
         self.sink = sink
         self.sink.declare({p.name: _probe_type(p) for p in self.probes})
+
+    def _check_same_parameters(self) -> None:
+        """Raise on every rank when the parameters differ from rank 0's (one broadcast of D numbers)."""
+        mine = self.theta_init
+        first = self.comm.broadcast(mine.clone(), 0)
+        differ = int(((mine != first) & ~(mine.isnan() & first.isnan())).sum())
+        if self.comm.flag(differ > 0):
+            raise ValueError(
+                f"Scope(distributed=True): the model's parameters differ across ranks (here, on rank {self.comm.rank}, "
+                f"{differ} of {mine.numel()} differ from rank 0's); build the Scope after wrapping the model in "
+                "DistributedDataParallel (which broadcasts rank 0's parameters), or seed every rank alike"
+            )
 
     def _warn_defaults(self, no_pool: bool, no_size: bool) -> None:
         """One warning naming ``noise_data=`` / ``train_size=`` when probes rely on their defaults."""
         pool = [p.name for p in self.probes if _probe_type(p) in _POOL_TYPES] if no_pool else []
         size = [p.name for p in self.probes if _probe_type(p) in _N_TYPES] if no_size else []
-        n = len(self.source[1])
+        n = self.pool_size
         parts = []
         if pool:
             parts.append(f"noise_data=(X, Y), the pool {pool} draw examples and mini-batches from (e.g. the training set; "
@@ -163,17 +225,27 @@ class Scope:
         return None if path is None else Path(path)
 
     def _step_size(self, batch) -> int:
-        """S, the examples of this step's mini-batch (0 if unknown)."""
-        return int(self.batch_size or (len(batch[1]) if batch is not None else 0))
+        """S, the examples of this step's mini-batch (0 if unknown); with a process group, of every
+        rank's batch (a collective, unless ``batch_size`` was given)."""
+        if self.batch_size:
+            return int(self.batch_size)
+        return total(self.comm, len(batch[1]) if batch is not None else 0)
+
+    @property
+    def _ranks(self) -> int:
+        return 1 if self.comm is None else self.comm.size
 
     def _train_grad(self, S: int) -> torch.Tensor | None:
-        """The training gradient in ``.grad``, of the mean loss of the step's S examples (None if unknown)."""
+        """The training gradient in ``.grad``, of the mean loss of the step's S examples (None if unknown).
+
+        A summed loss's gradient is S times the mean's; under DDP, which averages the R ranks'
+        gradients, S / R times (exactly so whatever the ranks' batch sizes)."""
         named = dict(self.model.named_parameters())
         grads = [named[n].grad for n in self.problem.spec.names]
         if any(g is None for g in grads) or (self.problem.reduction == "sum" and not S):
             return None
         g = torch.cat([g.detach().reshape(-1) for g in grads]).to(self.problem.dtype)
-        return g / S if self.problem.reduction == "sum" else g  # a summed loss's gradient is S times the mean's
+        return g * (self._ranks / S) if self.problem.reduction == "sum" else g
 
     def after_step(
         self,
@@ -203,30 +275,31 @@ class Scope:
                 stacklevel=2,
             )
             due = [p for p in due if p.name not in unserved]
-        if due:
-            theta_after, train_grad = self.problem.theta(), self._train_grad(self._step_size(batch))
-            out = self._run(due, self._context(step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad))
         # keep the parameters (and the gradient) only when the next call may need them as "before"
         nxt = step + (stride or 1)
-        if not self._regular or stride is None or any(p.schedule(nxt, True) for p in self.probes if _uses_before(p)):
+        keep = not self._regular or stride is None or any(p.schedule(nxt, True) for p in self.probes if _uses_before(p))
+        S = self._step_size(batch) if due or keep else 0  # (the same decision on every rank: a collective)
+        if due:
+            theta_after, train_grad = self.problem.theta(), self._train_grad(S)
+            out = self._run(due, self._context(step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad, S))
+        if keep:
             if theta_after is None:
-                theta_after, train_grad = self.problem.theta(), self._train_grad(self._step_size(batch))
+                theta_after, train_grad = self.problem.theta(), self._train_grad(S)
             self._theta_prev, self._prev_grad = theta_after, train_grad
         else:
             self._theta_prev = self._prev_grad = None
         self._last_step, self._stride = step, stride
         return out
 
-    def _context(self, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad) -> StepContext:
+    def _context(self, step, optimizer, batch, loss, epoch, epoch_end, lr, theta_after, train_grad, S) -> StepContext:
         if lr is None:
             lr = float(optimizer.param_groups[0]["lr"]) if optimizer is not None else float("nan")
-        S = self._step_size(batch)
-        if self.problem.reduction == "sum":  # a step lr * sum_i g_i is a step lr * S on the mean loss
+        if self.problem.reduction == "sum":  # a step lr * sum_i g_i is a step lr * S on the mean loss (S / R under DDP)
             if not S:
                 warnings.warn("Scope: the loss is summed over the mini-batch, so the step on the mean loss is lr * S; "
                               "pass batch_size=S to Scope or batch=(x, y) to after_step (the learning rate is NaN "
                               "to the probes until then)", RuntimeWarning, stacklevel=3)
-            lr = lr * S if S else float("nan")
+            lr = lr * S / self._ranks if S else float("nan")
         if batch is not None:
             batch = self.problem.place(batch)
         return StepContext(
@@ -249,20 +322,26 @@ class Scope:
             tracker=self.tracker,
             train_grad=train_grad,
             prev_grad=self._prev_grad,
+            pool_size=self.pool_size,
         )
 
     def _run(self, due, ctx: StepContext) -> dict[str, dict]:
         step = ctx.step
         out: dict[str, dict] = {}
-        bar = tqdm(due, desc=f"probes @ step {step}", unit="probe", leave=False, disable=not self.progress or len(due) < 2)
+        bar = tqdm(due, desc=f"probes @ step {step}", unit="probe", leave=False,
+                   disable=not self.progress or len(due) < 2 or not self.writes)
         for probe in bar:
             bar.set_postfix_str(probe.name)
             t0 = time.perf_counter()
             try:
-                values = probe(ctx)
-            except Exception as err:  # a failing measurement never ends the user's training
+                values, err = probe(ctx), None
+            except Exception as caught:  # a failing measurement never ends the user's training
+                values, err = None, caught
+            if self.comm is not None:
+                err = self._agree(probe, err)
+            if err is not None:
                 if self.strict:
-                    raise
+                    raise err
                 values = self._failed(probe, step, err)
             _sync(self.problem.device)
             seconds = time.perf_counter() - t0
@@ -270,6 +349,21 @@ class Scope:
             self.sink.log(int(step), ctx.epoch, probe.name, values, seconds=seconds)
         self.sink.flush()
         return out
+
+    def _agree(self, probe, err: Exception | None) -> Exception | None:
+        """With a process group: whether the probe failed on any rank, the same answer on every rank
+        (one all-reduce of a flag per probe run); a rank where it succeeded gets the failing ranks' errors."""
+        if not self.comm.flag(err is not None):
+            return None
+        import torch.distributed as dist
+
+        message = "" if err is None else f"{type(err).__name__}: {str(err).splitlines()[0] if str(err) else ''}"
+        messages = [None] * self.comm.size
+        dist.all_gather_object(messages, message, group=self.comm.group)
+        if err is not None:
+            return err
+        failed = "; ".join(f"rank {r}: {m}" for r, m in enumerate(messages) if m)
+        return RuntimeError(f"probe {probe.name!r} failed on another rank ({failed})")
 
     def _failed(self, probe, step: int, err: Exception) -> dict:
         """The values a failed probe records: NaN for each of its metrics and ``failed`` = 1."""

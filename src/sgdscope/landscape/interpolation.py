@@ -35,7 +35,8 @@ def losses_at(problem: Problem, thetas: torch.Tensor, *, chunk_size: int = 16) -
                 out.append(torch.vmap(total)(chunk).reshape(-1))
             except (RuntimeError, NotImplementedError, ValueError):
                 out.append(torch.stack([total(t).reshape(()) for t in chunk]))
-    return torch.cat(out)
+    out = torch.cat(out)
+    return out if problem.comm is None else problem.comm.sum(out)  # data parallel: the union's mean loss
 
 
 @dataclass(frozen=True)

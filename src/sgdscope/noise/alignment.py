@@ -7,6 +7,10 @@
 * overlap ``||V^T g||^2 / ||g||^2`` with the top-k Hessian eigenvectors V (orthonormal
   columns): the share of the gradient's squared norm in the top-k subspace, in [0, 1].
 * ``cos(g_{t-1}, g_t)`` of consecutive gradients (Walk eq. 5).
+
+With a distributed Problem the mini-batches are drawn over the union of the ranks' pools and
+their rows shared out (:mod:`.sharded`); they go through H (a collective) in blocks of 8 rows
+assembled on every rank, so every rank gets every alignment.
 """
 from __future__ import annotations
 
@@ -19,6 +23,7 @@ from ..operators.hessian import hessian_op
 from ..problem import Problem
 from ._data import minibatch_indices
 from .gradients import minibatch_gradients
+from .sharded import sharded_minibatch_gradients
 
 __all__ = ["gradient_hessian_alignment", "Alignment", "cosine"]
 
@@ -92,7 +97,8 @@ def gradient_hessian_alignment(
         raise ValueError("batch_sizes: expected at least one mini-batch size, got none")
     theta = problem.check_theta(theta)
     pool = Pool(problem.batches if source is None else source)
-    N = len(pool)
+    comm = problem.comm
+    N = len(pool) if comm is None else sum(comm.sizes(len(pool)))  # the union of the ranks' pools
     Q = None
     if hessian_vectors is not None:
         V = hessian_vectors if hessian_vectors.ndim == 2 else hessian_vectors[:, None]
@@ -103,11 +109,20 @@ def gradient_hessian_alignment(
     align, overlap = [], []
     for M in sizes:
         idx = minibatch_indices(N, batch_size=M, num_batches=1 if M == N else num_batches, generator=generator)
-        G = minibatch_gradients(problem, pool.blocks, indices=idx, theta=theta, chunk_size=chunk_size)
-        sq = (G * G).sum(1)
-        align.append(quadratic_forms(op, G) / sq)
+        if comm is None:
+            blocks = minibatch_gradients(problem, pool.blocks, indices=idx, theta=theta, chunk_size=chunk_size).split(_HVP_BLOCK)
+        else:  # each rank computes its share of the rows; blocks of them are assembled on every rank
+            rows = sharded_minibatch_gradients(problem, pool.blocks, indices=idx, theta=theta, chunk_size=chunk_size)
+            blocks = rows.blocks(_HVP_BLOCK)
+        a, o = [], []
+        for G in blocks:
+            sq = (G * G).sum(1)
+            a.append(quadratic_forms(op, G) / sq)
+            if Q is not None:
+                o.append(((G @ Q) ** 2).sum(1) / sq)
+        align.append(torch.cat(a))
         if Q is not None:
-            overlap.append(((G @ Q) ** 2).sum(1) / sq)
+            overlap.append(torch.cat(o))
     mean, std = _mean_std(align)
     o_mean, o_std = _mean_std(overlap) if overlap else (None, None)
     return Alignment(

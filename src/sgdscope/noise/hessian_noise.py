@@ -20,6 +20,10 @@ Error of the estimate (delta method, the two stochastic terms independent):
 with se(Tr HC) = 0 when all n rows are used, else ``s / sqrt(m) * sqrt(1 - m/n)`` for a random
 subset of m rows (sampling without replacement from the n terms). It is the error of the
 estimator for *this* C; the sampling error of C itself (n examples of a larger set) is not included.
+
+With a distributed Problem, ``batch`` is this rank's share of the n examples (maybe none): each
+rank computes its rows d_i; the mean, the n x n Gram matrix (:func:`.sharded._gram_rows`, rows
+never gathered) and Tr(HC) (rows pushed through H in blocks assembled on every rank) are of all n.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 import torch
 
 from .._batches import concat_batches
+from .._dist import total
 from ..linalg.estimate import Estimate
 from ..linalg.trace import frobenius_sq
 from ..operators.dense import dense_hessian
@@ -37,6 +42,7 @@ from ._data import _check_generator
 from ._gram import gram
 from .alignment import quadratic_forms
 from .gradients import per_example_gradients
+from .sharded import _gram_rows, _shard
 
 __all__ = ["hessian_noise_cosine", "HessianNoiseCosine"]
 
@@ -68,6 +74,13 @@ class HessianNoiseCosine:
 
     def __repr__(self) -> str:
         return f"HessianNoiseCosine({self.estimate:.6g} +- {self.stderr:.2g}, n={self.n}, method={self.method!r})"
+
+
+def _max_norm(rows: torch.Tensor, comm) -> float:
+    """The largest row norm (over every rank's rows with a process group; 0 for none)."""
+    norms = torch.linalg.vector_norm(rows, dim=1)
+    top = norms.max() if len(norms) else norms.new_zeros(())
+    return float(top if comm is None else comm.max(top.reshape(1))[0])
 
 
 def _exact(value, matvecs: int) -> Estimate:
@@ -112,23 +125,29 @@ def hessian_noise_cosine(
     theta = problem.check_theta(theta)
     examples = concat_batches(problem.batches if batch is None else batch, "batch")
     Dc = per_example_gradients(problem, examples, chunk_size=chunk_size, theta=theta)
-    n = Dc.shape[0]
+    comm = problem.comm  # with a process group: this rank's rows; n, the mean and the traces are of all ranks'
+    n = total(comm, Dc.shape[0])
     if n < 2:
         raise ValueError(f"hessian_noise_cosine: C needs at least 2 examples, got n={n}")
-    scale = float(torch.linalg.vector_norm(Dc, dim=1).max())
-    Dc -= Dc.mean(0)
-    if float(torch.linalg.vector_norm(Dc, dim=1).max()) <= 100 * torch.finfo(Dc.dtype).eps * scale:
+    scale = _max_norm(Dc, comm)
+    Dc -= Dc.mean(0) if comm is None else comm.sum(Dc.sum(0)) / n
+    if _max_norm(Dc, comm) <= 100 * torch.finfo(Dc.dtype).eps * scale:
         raise ValueError(
             f"CS(H, C) is undefined: C = 0, Tr(C^2)=0 (the {n} per-example gradients are identical to "
             "working precision); measure C on examples that differ"
         )
-    tr_c2 = _exact((gram(Dc) ** 2).sum() / n**2, 0)
+    if comm is None:
+        tr_c2 = _exact((gram(Dc) ** 2).sum() / n**2, 0)
+    else:
+        rows = _shard(Dc, comm)
+        tr_c2 = _exact(comm.sum((_gram_rows(rows) ** 2).sum().reshape(1))[0] / n**2, 0)
 
     if method == "exact":
         H = dense_hessian(problem, theta).matrix
         D = problem.dim
         tr_h2 = _exact((H**2).sum(), D)
-        tr_hc = _exact(((Dc @ H) * Dc).sum() / n, D)
+        hc = ((Dc @ H) * Dc).sum()
+        tr_hc = _exact((hc if comm is None else comm.sum(hc.reshape(1))[0]) / n, D)
         matvecs = D
     else:
         m = n if hc_samples is None else int(hc_samples)
@@ -136,10 +155,12 @@ def hessian_noise_cosine(
             raise ValueError(f"hc_samples must be in [2, n={n}], got {hc_samples}")
         op = hessian_op(problem, theta)
         tr_h2 = frobenius_sq(op, num_matvecs, generator=generator, block_size=block_size)
-        if m < n:
-            rows = torch.randperm(n, generator=generator, device=generator.device)[:m]
-            Dc = Dc[rows.to(Dc.device)]
-        q = quadratic_forms(op, Dc, block_size).to(torch.float64).cpu()
+        subset = torch.randperm(n, generator=generator, device=generator.device)[:m] if m < n else None
+        if comm is None:
+            q = quadratic_forms(op, Dc if subset is None else Dc[subset.to(Dc.device)], block_size)
+        else:  # blocks of the (chosen) rows assembled on every rank, in the single-process order
+            q = torch.cat([quadratic_forms(op, B, block_size) for B in rows.blocks(block_size, subset)])
+        q = q.to(torch.float64).cpu()
         se = 0.0 if m == n else float(q.std() / m**0.5 * (1 - m / n) ** 0.5)
         tr_hc = Estimate(float(q.mean()), se, q, m)
         matvecs = op.matvecs

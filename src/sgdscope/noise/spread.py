@@ -7,6 +7,9 @@ measures how much SGD's curvature fluctuates between examples. SGD (step ``lr``,
 is stable along e when (Break-Even eq. 1, after Wu et al. 2018)
 
     (1 - lr lambda)^2 + s^2 lr^2 (N - S) / (S (N - 1)) <= 1.
+
+With a distributed Problem, ``batch`` is this rank's share of the examples (maybe none): each rank
+computes its examples' h_i and the statistics are of all of them, in rank order, on every rank.
 """
 from __future__ import annotations
 
@@ -67,7 +70,7 @@ def curvature_spread(
         problem: model, loss and parameter selection (per-example quantities: not batch norm
             in ``bn_mode="train"``).
         v: (D,) direction, e.g. the top Hessian eigenvector; normalised here.
-        batch: ``(inputs, targets)`` with n examples.
+        batch: ``(inputs, targets)`` with n examples (distributed: this rank's share, maybe none).
         chunk_size: examples per vmapped call (>= 1; default 8 on the CPU, 64 on an accelerator;
             memory is about two D-sized vectors plus activations per example).
         theta: (D,) parameters (default: the model's current ones).
@@ -100,8 +103,14 @@ def curvature_spread(
         return torch.stack([one(i) for i in range(n)])
 
     with problem.measuring():
-        h = forward_or_double_backprop(problem.model, forward, double_backprop)
-    h = h.detach().to(torch.float64).cpu()
+        h = forward_or_double_backprop(problem.model, forward, double_backprop) if n else e.new_empty(0)
+    h = h.detach().to(torch.float64)
+    if problem.comm is not None:  # every rank's h_i, in rank order
+        h = problem.comm.gather_rows(h)
+        n = len(h)
+    if n == 0:
+        raise ValueError("curvature_spread: the batch holds no examples (of any rank)")
+    h = h.cpu()
     mean = h.mean()
     return CurvatureSpread(mean=float(mean), var=float(((h - mean) ** 2).mean()), samples=h, n=n)
 

@@ -21,6 +21,13 @@ CPU kernels of ``nn.LSTM`` / ``nn.GRU``...) are served by double backprop.
 :func:`forward_or_double_backprop` makes that choice for every forward-mode computation of the
 package (here and the per-example curvatures of :mod:`sgdscope.noise.spread`): once per model,
 with one warning, remembered for the model's lifetime.
+
+Data parallel (a Problem with a process group): each rank applies the Hessian of its shard's
+batches, weighted by ``n_b / N`` with N the examples of every rank, and the (D, k) result is
+all-reduced: one collective per product, the same result on every rank, the Hessian of the mean
+loss over the union of the shards. Whether to retain the graph is agreed by all ranks (if it
+exceeds ``cache_bytes`` on any rank, every rank streams), so ``op.loss`` exists on every rank or
+on none.
 """
 from __future__ import annotations
 
@@ -123,6 +130,12 @@ class HessianOp(FunctionOp):
 
     # ------------------------------------------------------------------ dispatch
     def _hessian_matmat(self, V: torch.Tensor) -> torch.Tensor:
+        out = self._shard_matmat(V)
+        comm = self.problem.comm
+        return out if comm is None else comm.sum(out)  # one all-reduce per product: H of the union's mean loss
+
+    def _shard_matmat(self, V: torch.Tensor) -> torch.Tensor:
+        """This process's part of H V: its batches, weighted by n_b / N (all of H without a process group)."""
         if self.backend in ("auto", "graph"):
             try:
                 return self._graph_matmat(V)
@@ -157,12 +170,31 @@ class HessianOp(FunctionOp):
             losses = []
             graphs = [(w, _gradient_graph(p, t, batch, frozen, losses)) for w, batch in zip(p.weights, p.batches)]
         self.retained_bytes = counted[0]
-        self.loss = sum(w * l for w, l in zip(p.weights, losses))
-        return t, graphs
+        return t, graphs, sum(w * l for w, l in zip(p.weights, losses))
+
+    def _ensure_graphs(self):
+        """Build the retained graphs once; raise ``_TooBig`` (on every rank alike) when they do not fit."""
+        comm = self.problem.comm
+        if comm is None:
+            t, graphs, self.loss = self._build_graphs()
+            self._graphs = (t, graphs)
+            return
+        try:
+            built = self._build_graphs()
+        except _TooBig:
+            built = None
+        # one collective: [ranks whose graph fits, loss]; every rank retains, or every rank streams
+        agree = torch.zeros(2, dtype=self.problem.dtype, device=self.problem.device)
+        if built is not None:
+            agree[0], agree[1] = 1, built[2]
+        comm.sum(agree)
+        if int(agree[0]) < comm.size:
+            raise _TooBig
+        self._graphs, self.loss = built[:2], agree[1]
 
     def _graph_matmat(self, V: torch.Tensor) -> torch.Tensor:
         if self._graphs is None:
-            self._graphs = self._build_graphs()
+            self._ensure_graphs()
         t, graphs = self._graphs
         out = torch.zeros_like(V)
         for w, g in graphs:

@@ -6,6 +6,12 @@ on. Quantities several probes need (the mini-batch gradient, the top Hessian eig
 L mini-batch gradients for K) are computed at most once per step through its methods; the
 top eigenvectors are warm-started from the previous step's through the :class:`Tracker`,
 which is the only state carried between steps (and is checkpointed).
+
+Data parallel (a problem with a process group): ``source`` is this rank's shard of the noise
+pool, ``pool_size`` the N of the union of every rank's shard; ``minibatch_gradients`` draws over
+the union (each rank computes its share of the rows, :mod:`sgdscope.noise.sharded`) and
+``pool_head(n)`` is this rank's part of the union's first n examples, so every measurement equals
+the single-process one on the union.
 """
 from __future__ import annotations
 
@@ -51,9 +57,11 @@ class StepContext:
         batch: the training mini-batch ``(x, y)`` of this step (or None), ``batch_loss`` its loss as
             the training loop gave it (the loss's own reduction).
         problem: the fixed curvature subset; ``eval_problem``: the fixed evaluation set (landscape).
-        source: ``(X, Y)`` data mini-batches for K are drawn from; ``train_size``: N.
+        source: ``(X, Y)`` data mini-batches for K are drawn from (this rank's shard when
+            distributed); ``train_size``: N of training.
         train_grad: the training gradient of this step (from ``.grad``, of the mean loss) if available.
         prev_grad: the previous step's training gradient if available.
+        pool_size: the examples of the noise pool, over every rank's shard (None: ``len(source[1])``).
     """
 
     step: int
@@ -75,7 +83,24 @@ class StepContext:
     tracker: Tracker
     train_grad: torch.Tensor | None = None
     prev_grad: torch.Tensor | None = None
+    pool_size: int | None = None
     _memo: dict = field(default_factory=dict, repr=False, compare=False)
+
+    def __post_init__(self):
+        if self.pool_size is None:
+            object.__setattr__(self, "pool_size", len(self.source[1]))
+
+    def pool_head(self, n: int) -> tuple:
+        """The first ``n`` examples of the noise pool (all of it if smaller), as ``(x, y)``: with a
+        process group, this rank's part of the first n of the union of the shards (maybe none)."""
+        x, y = self.source
+        comm = self.problem.comm
+        if comm is None:
+            return x[:n], y[:n]
+        start = sum(comm.sizes(len(y))[: comm.rank])
+        lo, hi = min(start, n), min(start + len(y), n)
+        part = slice(lo - start, max(hi - start, 0))
+        return (tuple(t[part] for t in x) if isinstance(x, tuple) else x[part]), y[part]
 
     def grad(self) -> torch.Tensor:
         """The mini-batch gradient of this step at ``theta_before`` (the training one when known)."""
@@ -116,14 +141,28 @@ class StepContext:
         return res
 
     def minibatch_gradients(self, num_batches: int, batch_size: int) -> torch.Tensor:
-        """(L, D) gradients of L random size-M mini-batches of ``source`` at ``theta_after``.
+        """(L, D) gradients of L random size-M mini-batches of ``source`` at ``theta_after``
+        (with a process group: drawn over the union of the shards, all L rows on every rank).
 
         Raises:
             ValueError: M >= N, the examples of ``source``, unless M = N = ``train_size`` (the
             full training gradient, as full-batch training takes it); the message names the
             arguments to change (``noise_data=``, the probe's ``batch_size=``) and the numbers.
         """
-        N = len(self.source[1])
+        rows = self.noise_rows(num_batches, batch_size)
+        if isinstance(rows, torch.Tensor):
+            return rows
+        key = ("gathered", num_batches, batch_size)
+        if key not in self._memo:
+            self._memo[key] = rows.gather()
+        return self._memo[key]
+
+    def noise_rows(self, num_batches: int, batch_size: int):
+        """The rows of :meth:`minibatch_gradients` as they are computed: the (L, D) tensor in one
+        process; with a process group, this rank's share of them
+        (:class:`~sgdscope.noise.sharded.ShardedRows`, for K's spectrum without gathering them).
+        The same draw either way, made once per step."""
+        N = self.pool_size
         if batch_size > N or (batch_size == N and N != self.train_size):
             raise ValueError(
                 f"mini-batches of M={batch_size} examples cannot be drawn at random from a noise pool of N={N} examples "
@@ -132,9 +171,10 @@ class StepContext:
             )
         key = ("minibatch_gradients", num_batches, batch_size)
         if key not in self._memo:
-            from ..noise import minibatch_gradients
+            from ..noise import minibatch_gradients, sharded_minibatch_gradients
 
-            self._memo[key] = minibatch_gradients(
+            draw = minibatch_gradients if self.problem.comm is None else sharded_minibatch_gradients
+            self._memo[key] = draw(
                 self.problem, self.source, batch_size=batch_size, num_batches=num_batches, generator=self.tracker.generator
             )
         return self._memo[key]

@@ -15,7 +15,10 @@ from __future__ import annotations
 
 import warnings
 
+import torch
+
 from ..noise import covariance_spectrum, curvature_spread, gradient_hessian_alignment, hessian_noise_cosine, projection_ratio
+from ..noise import sharded_covariance_spectrum
 from ..noise import stability as _stability
 from .base import FunctionProbe
 from .schedule import as_schedule
@@ -40,7 +43,7 @@ def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int 
         raise ValueError(f"gradient_noise: need num_batches >= 2 and 1 <= k < num_batches, got L={num_batches}, k={k}")
 
     def fn(ctx):
-        N = len(ctx.source[1])
+        N = ctx.pool_size
         M = int(batch_size or ctx.batch_size or 128)
         if M >= N:
             raise ValueError(
@@ -48,7 +51,9 @@ def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int 
                 "pass a larger pool, Scope(noise_data=(X, Y)) (e.g. the training set), or a smaller M, "
                 "gradient_noise(batch_size=...)"
             )
-        spec = covariance_spectrum(ctx.minibatch_gradients(num_batches, M), k=k, batch_size=M, population=N)
+        rows = ctx.noise_rows(num_batches, M)  # with a process group: this rank's share, never gathered
+        spectrum = covariance_spectrum if isinstance(rows, torch.Tensor) else sharded_covariance_spectrum
+        spec = spectrum(rows, k=k, batch_size=M, population=N)
         out = {
             "lambda_1": spec.lambda_1,
             "lambda_star": spec.lambda_star,
@@ -72,9 +77,7 @@ def hessian_noise(num_matvecs: int = 20, num_examples: int = 64, *, every="epoch
     """``cosine`` = CS(H, C) with ``stderr`` (estimate from HVPs, C on ``num_examples`` examples)."""
 
     def fn(ctx):
-        x, y = ctx.source
-        n = min(num_examples, len(y))
-        res = hessian_noise_cosine(ctx.problem, (x[:n], y[:n]), num_matvecs=num_matvecs, generator=ctx.tracker.generator, theta=ctx.theta_after)
+        res = hessian_noise_cosine(ctx.problem, ctx.pool_head(num_examples), num_matvecs=num_matvecs, generator=ctx.tracker.generator, theta=ctx.theta_after)
         return {"cosine": float(res.estimate), "stderr": float(res.stderr)}
 
     return FunctionProbe(name, as_schedule(every), fn, before=False, type="hessian_noise")
@@ -84,7 +87,7 @@ def alignment(batch_sizes=(8, 32, 128), num_batches: int = 10, *, every=100, nam
     """``mean_M{m}`` and ``std_M{m}`` of g^T H g / ||g||^2 for each batch size m (clipped to N)."""
 
     def fn(ctx):
-        N = len(ctx.source[1])
+        N = ctx.pool_size
         sizes = sorted({min(int(m), N) for m in batch_sizes})
         res = gradient_hessian_alignment(
             ctx.problem, ctx.source, batch_sizes=sizes, num_batches=num_batches, generator=ctx.tracker.generator, theta=ctx.theta_after
@@ -105,10 +108,8 @@ def stability(num_examples: int = 64, *, every=100, name: str = "stability") -> 
     def fn(ctx):
         res = ctx.top_eigen(1)
         lam = float(res.values[0])
-        x, y = ctx.source
-        n = min(num_examples, len(y))
         try:
-            s2 = curvature_spread(ctx.problem, res.vectors[:, 0], (x[:n], y[:n]), theta=ctx.theta_after).var
+            s2 = curvature_spread(ctx.problem, res.vectors[:, 0], ctx.pool_head(num_examples), theta=ctx.theta_after).var
         except ValueError as err:  # batch norm in train mode: per-example curvature is undefined
             if not warned:
                 warnings.warn(f"stability probe: {err}; recording NaN", RuntimeWarning, stacklevel=2)

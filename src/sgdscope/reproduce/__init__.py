@@ -7,6 +7,7 @@ report. The claims of each paper live in one module.
 """
 from . import break_even
 from . import sharpest, walk
+from . import noise
 from .claim import CLAIMS, SCALES, STUDIES, VERDICTS, Claim, Study, Verdict
 from .demo import run_demo
 from .runner import code_version, load_verdicts, reproduce, select
