@@ -42,6 +42,8 @@ def test_does_not_hold_when_every_seed_rises(tmp_path):
 def test_inconclusive_when_seeds_disagree_or_a_point_has_no_value(tmp_path):
     v = _verdict(_sweep(tmp_path / "a", {(0.01, 0): 3.0, (0.01, 1): 0.5, (0.1, 0): 0.7, (0.1, 1): 0.9}))
     assert v.verdict == "inconclusive" and v.reason.startswith("seeds disagree: 1 of 2 seeds")
+    v = _verdict(_sweep(tmp_path / "c", {(0.01, 0): 1.0, (0.1, 0): 0.5, (1.0, 0): 2.0}))  # down then up
+    assert v.verdict == "inconclusive" and v.reason == "no trend: no seed's max lambda_K^1 is monotone in optimizer.lr either way"
     v = _verdict(_sweep(tmp_path / "b", {(0.01, 0): 3.0, (0.1, 0): math.nan}))
     assert v.verdict == "inconclusive" and "too few finite values at lr=0.1 (n=0)" in v.reason
 

@@ -9,7 +9,7 @@ import pytest
 
 import sgdscope
 from sgdscope.store import checkpoint_steps, read_status
-from sgdscope.run.config import resolve
+from sgdscope.run.config import ConfigError, resolve
 from sgdscope.run.trainer import train
 from _tiny_run import tiny_config
 
@@ -45,7 +45,7 @@ def test_same_seed_same_numbers_and_kill_then_resume_is_exact(tmp_path):
         import sgdscope.run.build as B
         import sgdscope.run.trainer as T
         from sgdscope.probes import probe
-        from sgdscope.run.config import resolve
+        from sgdscope.run.config import ConfigError, resolve
         import sys; sys.path.insert(0, {str(__import__('pathlib').Path(__file__).parents[1])!r})
         from _tiny_run import tiny_config
         original = B.build_probes
@@ -146,3 +146,31 @@ def test_a_failing_build_leaves_no_run_folder_and_a_one_line_error(tmp_path):
     with pytest.raises(SetupError, match=r"setting up the run failed: .*nowhere: does not exist"):
         train(cfg, progress=False)
     assert not (tmp_path / "tiny").exists()
+
+
+def test_keep_checkpoints_and_a_hook_around_every_step(tmp_path):
+    """``train.keep_checkpoints = 0`` keeps every checkpoint (3 epochs of 6 steps, every 5: steps 0, 5, 10,
+    15 and the epoch ends 5, 11, 17); the hook sees each step before and after it, the parameters
+    before it differing from those after it by exactly the step's update."""
+    class Hook:
+        def __init__(self):
+            self.seen = []
+
+        def before(self, run):
+            return run.step, run.scope.problem.theta().clone()
+
+        def after(self, run, before):
+            step, theta = before
+            self.seen.append((step, run.step, float((run.scope.problem.theta() - theta).norm())))
+
+    hook = Hook()
+    cfg = tiny_config(tmp_path, train={"epochs": 3, "batch_size": 16, "checkpoint_every": 5, "keep_checkpoints": 0},
+                      probes={})
+    run = train(resolve(cfg), progress=False, hook=hook)
+    assert checkpoint_steps(run) == [0, 5, 10, 11, 15, 17]
+    assert [(a, b) for a, b, _ in hook.seen] == [(k, k + 1) for k in range(18)]
+    assert all(moved > 0 for _, _, moved in hook.seen)
+    default = tiny_config(tmp_path / "default", probes={})  # the last two
+    assert checkpoint_steps(train(resolve(default), progress=False)) == [15, 17]
+    with pytest.raises(ConfigError, match=r"'train.keep_checkpoints' must be >= 0 \(0: every checkpoint\), got -1"):
+        resolve(tiny_config(tmp_path, train={"keep_checkpoints": -1}))

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from sgdscope.store import RunWriter, load_arrays, load_run, read_config, read_status
+from sgdscope.store import RunWriter, checkpoint_steps, load_arrays, load_run, read_config, read_status
 
 
 @dataclasses.dataclass
@@ -244,8 +244,11 @@ def test_keep_last_checkpoints_and_replace_same_step(tmp_path):
     step, model_state, state = store.latest_checkpoint()
     assert step == 4 and state == {"again": True} and model_state["w"].tolist() == [0.0, 0.0]
     assert [p.name for p in (tmp_path / "r" / "checkpoints").iterdir()] == ["step_00000004"]
-    with pytest.raises(ValueError, match="keep must be an int >= 1, got 0"):
+    with pytest.raises(ValueError, match=r"keep must be an int >= 1 or None \(every checkpoint\), got 0"):
         store.save_checkpoint(5, model_state={}, state={}, keep=0)
+    for step in (5, 6, 7):
+        store.save_checkpoint(step, model_state={}, state={}, keep=None)
+    assert checkpoint_steps(tmp_path / "r") == [4, 5, 6, 7]
 
 
 def test_save_checkpoint_flushes_metrics_first(tmp_path):

@@ -97,3 +97,22 @@ def test_failed_and_diverged_points_are_rerun_only_when_asked(tmp_path):
     rows = run_sweep(cfg, grid=grid, out=tmp_path / "s", workers=2, quiet=True, retry_failed=True)
     assert [r["state"] for r in rows] == ["done", "diverged"] and _attempts(bad) == 2
     assert _attempts(tmp_path / "s" / "runs" / "lr=0.1") == 1
+
+
+def test_each_progress_notice_shows_every_worker_busy_while_runs_wait(tmp_path):
+    """One notice per round of changes: a run that ends and the one started in its place are
+    reported together, so no notice shows an idle worker while runs are waiting."""
+    from sgdscope.run.config import resolve
+    from sgdscope.sweep.driver import Task
+    from sgdscope.sweep.local import run_local
+
+    tasks = [Task(f"seed={k}", resolve({**base_config(tmp_path), "seed": k, "name": f"seed={k}",
+                                        "train": {"epochs": 1, "batch_size": 16}, "probes": {}}),
+                  tmp_path / "runs" / f"seed={k}") for k in range(3)]
+    seen = []
+    final = run_local(tasks, workers=2, threads=1, on_change=lambda states: seen.append(dict(states)))
+    assert final == {t.name: "done" for t in tasks}
+    assert seen[-1] == final and len(seen) >= 2
+    for states in seen:
+        if "pending" in states.values():
+            assert list(states.values()).count("running") == 2, seen

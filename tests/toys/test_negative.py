@@ -11,14 +11,6 @@ from sgdscope.toys import negative_eigenvalue_experiment
 from sgdscope.toys.negative import _data, _descend, _net
 
 
-@pytest.fixture
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _problem(seed, n=200):
     gen = torch.Generator().manual_seed(seed)
     X, y = _data(n, 5, 2, 0.2, gen, torch.float64)

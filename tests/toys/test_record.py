@@ -26,12 +26,7 @@ from sgdscope.toys import (
 from _oracles import FnModel, MeanOut
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/toys/conftest.py
 
 
 def gen(seed=0):
@@ -110,8 +105,9 @@ def test_valley_slope_gd_first_chain_mean_and_stationary(tmp_path):
 
 
 def test_negative_sum_snapshots_at_step_0(tmp_path):
-    res = negative_eigenvalue_experiment(lrs=(0.05,), batch_sizes=(4, 8), num_examples=40, hidden=3, gd_steps=50,
-                                         steps=20, snapshots=2, snapshot_every=10, generator=gen(3))
+    with pytest.warns(RuntimeWarning, match="did not reach a minimum"):  # 50 steps of descent: recording only
+        res = negative_eigenvalue_experiment(lrs=(0.05,), batch_sizes=(4, 8), num_examples=40, hidden=3, gd_steps=50,
+                                             steps=20, snapshots=2, snapshot_every=10, generator=gen(3))
     run = record_negative_sum(res, tmp_path / "neg")
     for name in ("lr", "batch_size", "loss", "excess_loss", "negative_sum"):
         np.testing.assert_array_equal(load_arrays(run, "negative_sum", name)[0], getattr(res, name).numpy())

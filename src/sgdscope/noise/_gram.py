@@ -53,8 +53,14 @@ def centred_gram(G: torch.Tensor) -> torch.Tensor:
         block = G[:, lo : lo + _BLOCK]
         d = block[1:] - block[:1]
         inner += (d @ d.T).to(torch.float64)
+    return centre(S)
+
+
+def centre(S: torch.Tensor) -> torch.Tensor:
+    """``P S P``, ``P = I - 1 1^T / L``: the Gram matrix of rows with their mean removed, from the
+    Gram matrix ``S`` of the rows (shifted by any common vector), symmetrised, in O(L^2)."""
     S = (S + S.T) / 2
-    r = S.mean(1, keepdim=True)  # P S P = S - r 1^T - 1 r^T + mean(S): O(L^2), no L x L x L product
+    r = S.mean(1, keepdim=True)  # P S P = S - r 1^T - 1 r^T + mean(S): no L x L x L product
     C = S - r - r.T + r.mean()
     return (C + C.T) / 2
 

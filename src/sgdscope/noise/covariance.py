@@ -132,21 +132,28 @@ def covariance_spectrum(
     L = G.shape[0]
     if not 1 <= k <= L - 1:
         raise ValueError(f"k must be in [1, L-1={L - 1}] (centring leaves L-1 nonzero eigenvalues), got {k}")
-    c = per_example_scale(batch_size, population)
     KM = centred_gram(G) / L  # (L, L) Gram matrix of K^M, float64: one pass over G
+    return spectrum_from_gram(KM, lambda PU: PU.to(device=G.device, dtype=G.dtype).T @ G, k=k, batch_size=batch_size,
+                              population=population, like=G)
+
+
+def spectrum_from_gram(KM: torch.Tensor, back, *, k: int, batch_size: int, population: int | None,
+                       like: torch.Tensor) -> CovarianceSpectrum:
+    """The :class:`CovarianceSpectrum` of the (L, L) float64 Gram matrix ``KM`` of K^M.
+    ``back(P U)``: ``G^T (P U)`` as (k, D) for the top-k eigenvectors U of KM, P = I - 1 1^T / L
+    (D^T U = (G - 1 gbar^T)^T U = G^T (P U): one more pass over the rows, with no centred copy);
+    ``like``: the rows' dtype and device."""
     spectrum, U = top_eigh(KM)
-    # D^T U = (G - 1 gbar^T)^T U = G^T (P U), P = I - 1 1^T / L (float64, then G's dtype): one more
-    # pass over G, row-major, with no centred copy; then normalised in place
     Uk = U[:, :k]
-    V = (Uk - Uk.mean(0)).to(device=G.device, dtype=G.dtype).T @ G  # (k, D)
+    V = back(Uk - Uk.mean(0))  # (k, D), then normalised in place
     vectors = V.div_(torch.linalg.vector_norm(V, dim=1, keepdim=True).clamp_min(torch.finfo(V.dtype).tiny)).T
     return CovarianceSpectrum(
-        values=spectrum[:k].to(device=G.device, dtype=G.dtype),
+        values=spectrum[:k].to(device=like.device, dtype=like.dtype),
         vectors=vectors,
-        spectrum=spectrum.to(device=G.device, dtype=G.dtype),
+        spectrum=spectrum.to(device=like.device, dtype=like.dtype),
         trace=float(torch.trace(KM)),
-        scale=c,
-        L=L,
+        scale=per_example_scale(batch_size, population),
+        L=KM.shape[0],
         M=int(batch_size),
         N=None if population is None else int(population),
     )

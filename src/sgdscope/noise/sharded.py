@@ -32,8 +32,8 @@ from .._batches import Pool
 from .._dist import Comm, exchange_examples
 from ..problem import Problem
 from ._data import minibatch_indices
-from ._gram import check_rows, per_example_scale, top_eigh
-from .covariance import CovarianceSpectrum
+from ._gram import centre, check_rows
+from .covariance import CovarianceSpectrum, spectrum_from_gram
 from .gradients import minibatch_gradients
 
 __all__ = ["ShardedRows", "sharded_minibatch_gradients", "sharded_covariance_spectrum"]
@@ -213,27 +213,13 @@ def sharded_covariance_spectrum(
         raise ValueError(f"sharded_covariance_spectrum: needs at least L=2 gradient rows, got L={L}")
     if not 1 <= k <= L - 1:
         raise ValueError(f"k must be in [1, L-1={L - 1}] (centring leaves L-1 nonzero eigenvalues), got {k}")
-    c = per_example_scale(batch_size, population)
     G, lo = rows.rows, rows.start
     S = torch.zeros(L, L, dtype=torch.float64, device=G.device)
     S[lo : lo + len(G)] = _gram_rows(rows, shift_first=True)
     comm.sum(S)
-    S = (S + S.T) / 2
-    r = S.mean(1, keepdim=True)  # P S P, P = I - 1 1^T / L, as centred_gram
-    C = S - r - r.T + r.mean()
-    KM = (C + C.T) / 2 / L
-    spectrum, U = top_eigh(KM)
-    Uk = U[:, :k]
-    PU = (Uk - Uk.mean(0))[lo : lo + len(G)].to(device=G.device, dtype=G.dtype)
-    V = comm.sum(PU.T @ G)  # (k, D): sum_r (P U)_r^T G_r
-    vectors = V.div_(torch.linalg.vector_norm(V, dim=1, keepdim=True).clamp_min(torch.finfo(V.dtype).tiny)).T
-    return CovarianceSpectrum(
-        values=spectrum[:k].to(device=G.device, dtype=G.dtype),
-        vectors=vectors,
-        spectrum=spectrum.to(device=G.device, dtype=G.dtype),
-        trace=float(torch.trace(KM)),
-        scale=c,
-        L=L,
-        M=int(batch_size),
-        N=None if population is None else int(population),
-    )
+    KM = centre(S) / L  # P S P, as centred_gram
+
+    def back(PU):  # G^T (P U) = sum_r G_r^T (P U)_r: one all-reduce of k x D
+        return comm.sum(PU[lo : lo + len(G)].to(device=G.device, dtype=G.dtype).T @ G)
+
+    return spectrum_from_gram(KM, back, k=k, batch_size=batch_size, population=population, like=G)

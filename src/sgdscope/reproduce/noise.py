@@ -60,8 +60,8 @@ from ..landscape import losses_at, projected_path, trace_along
 from ..linalg import lanczos
 from ..operators import hessian_op
 from ..optim import FDRMonitor
-from ..run import build_run, resolve, restore, train_step
-from ..store import MemorySink, RunWriter, checkpoint_steps, load_checkpoint, read_probes, read_status
+from ..run import build_run, resolve, restore, train, train_step
+from ..store import MemorySink, checkpoint_steps, load_checkpoint, read_probes, read_status
 from ..store.layout import STATUS
 from .claim import SCALES, Study, Verdict, claim, study
 from .rules import every_run, unfinished
@@ -267,27 +267,19 @@ FDR = {
 }
 VALLEY = {
     "tiny": {"configs": {"mlp32": {**_CIFAR_SGD, "data": {"name": "digits", "val_size": 200},
-                                   "model": {"name": "mlp", "widths": [32]}, "train": {"epochs": 4, "batch_size": 100},
+                                   "model": {"name": "mlp", "widths": [32]}, "train": {"epochs": 4, "batch_size": 100, "keep_checkpoints": 0},
                                    "measure": {"curvature_examples": 256, "eval_examples": 0}}},
              "seeds": [0, 1], "max_steps": 2000, "matvecs": 20},
     "cpu": {"configs": {"mlp70": {**_CIFAR_SGD, "data": {"name": "cifar10", "val_size": 1000, "subset": 2000, **_GREY},
-                                  "model": {"name": "mlp_70"}, "train": {"epochs": 10, "batch_size": 100},
+                                  "model": {"name": "mlp_70"}, "train": {"epochs": 10, "batch_size": 100, "keep_checkpoints": 0},
                                   "measure": {"curvature_examples": 1000, "eval_examples": 0}}},
             "seeds": [0, 1], "max_steps": 3000, "matvecs": 30},
     "paper": {"configs": {name: {**_CIFAR_SGD, "data": {"name": "cifar10", "val_size": 5000}, "model": {"name": name},
-                                 "train": {"epochs": 150, "batch_size": 500}, "device": "cuda",
+                                 "train": {"epochs": 150, "batch_size": 500, "keep_checkpoints": 0}, "device": "cuda",
                                  "measure": {"curvature_examples": 5000, "curvature_batch": 500, "eval_examples": 5000}}
                           for name in ("preact_resnet18", "vgg16")},
               "seeds": [0, 1], "max_steps": 20000, "matvecs": 100},
 }
-
-
-class _KeepCheckpoints(RunWriter):
-    """A run writer that keeps every checkpoint (the trainer keeps the last two): the projected
-    path starts from the state at every epoch's end."""
-
-    def save_checkpoint(self, step, *, model_state, state, keep=2):
-        return super().save_checkpoint(step, model_state=model_state, state=state, keep=2**31)
 
 
 class _Replay(MemorySink):
@@ -305,35 +297,10 @@ class _Replay(MemorySink):
         pass
 
 
-def _train(cfg: dict, folder: Path, *, hook=None, sink=RunWriter) -> None:
-    """Train ``cfg`` into ``folder`` with the trainer's pieces (``build_run``, ``restore``,
-    ``train_step``), resuming an unfinished run from its last checkpoint; a finished one is kept.
-    ``hook``: ``before(run) -> x`` and ``after(run, x)`` around every step."""
-    if _finished(folder):
-        return
-    writer = sink(folder, config=cfg, resume=folder.is_dir())
-    run = build_run(cfg, writer)
-    restore(run)
-    state, message = "done", f"{run.total_steps} steps"
-    try:
-        while not run.done:
-            x = hook.before(run) if hook else None
-            loss = train_step(run).loss
-            if run.diverged(loss):
-                state, message = "diverged", run.diverged(loss)
-                break
-            if hook:
-                hook.after(run, x)
-    except KeyboardInterrupt:
-        state, message = "interrupted", f"interrupted at step {run.step}"
-        raise
-    except Exception as err:
-        state, message = "failed", f"{type(err).__name__}: {err}"
-        raise
-    finally:
-        run.scope.close()
-        writer.set_status(state, step=run.step, message=message)
-        writer.close()
+def _train(cfg: dict, folder: Path, hook=None) -> None:
+    """Train ``cfg`` into ``folder`` (resumed from its last checkpoint when unfinished; a finished run is kept)."""
+    if not _finished(folder):
+        train(cfg, run_dir=folder, resume=folder.is_dir(), progress=False, hook=hook)
 
 
 def _configs(plan: dict):
@@ -376,7 +343,7 @@ class _FDRLog:
 def record_fdr(out, scale: str) -> None:
     """App. A.5, Fig. 6: each seed of :data:`FDR` trained with :class:`_FDRLog` (resumed when unfinished)."""
     for name, cfg in _configs(FDR[scale]):
-        _train(cfg, Path(out) / name, hook=_FDRLog())
+        _train(cfg, Path(out) / name, _FDRLog())
 
 
 def _replayer(cfg: dict, folder: Path):
@@ -424,7 +391,7 @@ def record_valley(out, scale: str) -> None:
     plan = VALLEY[scale]
     for name, cfg in _configs(plan):
         folder = Path(out) / name
-        _train(cfg, folder, sink=_KeepCheckpoints)
+        _train(cfg, folder)
         if read_status(folder)["state"] == "done" and "valley_path" not in read_probes(folder):
             _project(cfg, folder, plan)
 

@@ -34,7 +34,7 @@ def ordered(table, key: str, *, falls: bool, what: str) -> Verdict:
     Rule: with the grid points sorted by ``key``, the claim **holds** when every seed's values
     are strictly monotone in the stated direction; it **does not hold** when every seed's values
     are monotone the other way (or the means are and no seed follows the claim);
-    otherwise it is **inconclusive** (seeds disagree). A grid point without a finite value makes it
+    otherwise it is **inconclusive** (seeds disagree, or no seed is monotone either way). A grid point without a finite value makes it
     inconclusive."""
     table = table.sort_values(key).reset_index(drop=True)
     ours = describe(table, key)
@@ -60,6 +60,8 @@ def ordered(table, key: str, *, falls: bool, what: str) -> Verdict:
     if (seeds_against and all(seeds_against)) or (monotone(means, -sign) and not any(seeds_ok)):
         return Verdict("does not hold", ours, f"{what} does not fall with {key}" if falls else f"{what} does not rise with {key}",
                        numbers)
+    if not any(seeds_ok) and not any(seeds_against):
+        return Verdict("inconclusive", ours, f"no trend: no seed's {what} is monotone in {key} either way", numbers)
     return Verdict("inconclusive", ours, f"seeds disagree: {sum(seeds_ok)} of {len(seeds_ok)} seeds show {what} {direction} "
                                          f"with {key}", numbers)
 

@@ -33,6 +33,7 @@ def save_checkpoint(run: Run, step: int) -> None:
     """Checkpoint ``run`` after ``step`` (everything of that step logged)."""
     run.sink.save_checkpoint(
         step,
+        keep=run.cfg["train"]["keep_checkpoints"] or None,
         model_state={k: v.detach() for k, v in run.parts.model.state_dict().items()},
         state={
             "optimizer": run.optimizer.state_dict(),

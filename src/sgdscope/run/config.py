@@ -45,7 +45,7 @@ DEFAULTS: dict[str, Any] = {
     "loss": {"name": "cross_entropy"},
     "optimizer": {"name": "sgd", "lr": 0.01, "momentum": 0.0, "weight_decay": 0.0},
     "lr_schedule": {"milestones": [], "gamma": 0.1},
-    "train": {"epochs": 1, "batch_size": 128, "data_seed": -1, "max_steps": 0, "checkpoint_every": 0, "log_every": 1, "eval_examples": 2000,
+    "train": {"epochs": 1, "batch_size": 128, "data_seed": -1, "max_steps": 0, "checkpoint_every": 0, "keep_checkpoints": 2, "log_every": 1, "eval_examples": 2000,
               "divergence_factor": 1e4},
     "measure": {
         "curvature_fraction": 0.05,
@@ -197,6 +197,8 @@ def resolve(config: dict) -> dict:
     for key in ("epochs", "batch_size"):
         if cfg["train"][key] < 1:
             raise ConfigError(f"config key 'train.{key}' must be >= 1, got {cfg['train'][key]}")
+    if cfg["train"]["keep_checkpoints"] < 0:
+        raise ConfigError(f"config key 'train.keep_checkpoints' must be >= 0 (0: every checkpoint), got {cfg['train']['keep_checkpoints']}")
     if not 0 < cfg["measure"]["curvature_fraction"] <= 1:
         raise ConfigError(f"config key 'measure.curvature_fraction' must be in (0, 1], got {cfg['measure']['curvature_fraction']}")
     if cfg["train"]["divergence_factor"] < 0:

@@ -91,13 +91,15 @@ def train_step(run: Run) -> StepResult:
 
 
 def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False, overwrite: bool = False,
-          progress: bool | str = True, trust_checkpoint: bool = False) -> Path:
+          progress: bool | str = True, trust_checkpoint: bool = False, hook=None) -> Path:
     """Train as ``cfg`` (a resolved config) says; returns the run directory.
 
     The run folder is created here (``overwrite`` replaces an old run, ``resume`` continues it from
     its last checkpoint); if building the run fails, a folder this call created is removed again.
     ``progress``: ``True`` (a bar on a terminal, plain lines in a log file), ``False`` (silent), or
-    one of ``"bar"``, ``"lines"``, ``"off"`` (see :mod:`.progress`)."""
+    one of ``"bar"``, ``"lines"``, ``"off"`` (see :mod:`.progress`). ``hook``: an object with
+    ``before(run) -> x`` and ``after(run, x)``, called around every step (e.g. to feed a monitor the
+    state before the step and the gradient it used)."""
     mode = resolve_mode(progress)
     run_dir = Path(run_dir) if run_dir is not None else run_dir_for(cfg)
     sink = RunWriter(run_dir, config=cfg, resume=resume, overwrite=overwrite)
@@ -119,11 +121,14 @@ def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False,
     types = {p.name: p.type for p in run.scope.probes}
     try:
         while not run.done:
+            before = hook.before(run) if hook is not None else None
             result = train_step(run)
             why = run.diverged(result.loss)
             if why:
                 state, message = "diverged", why
                 break
+            if hook is not None:
+                hook.after(run, before)
             shown.update(run.step - 1, run.step / run.steps_per_epoch, result.loss, result.measured, types)
     except KeyboardInterrupt:
         state, message = "interrupted", f"interrupted at step {run.step}"

@@ -182,21 +182,21 @@ class RunWriter:
         self._tail_index, self._tail = parts[-1][0], read_part(parts[-1][1])
 
     def save_checkpoint(self, step: int, *, model_state: Mapping[str, torch.Tensor],
-                        state: Mapping[str, Any], keep: int = 2) -> Path:
+                        state: Mapping[str, Any], keep: int | None = 2) -> Path:
         """Flush the metrics, then write ``checkpoints/step_XXXXXXXX/`` atomically:
         ``model_state`` tensors to ``model.safetensors`` (contiguous CPU copies; tensors
         sharing storage, e.g. tied weights, are cloned) and ``state`` (optimizer state_dict,
         RNG states, counters: plain containers, numbers, strings and tensors only, so that it
         loads without running code) to ``state.pt``. Call it after everything of ``step`` is
-        logged. Keeps the last ``keep`` checkpoints."""
+        logged. Keeps the last ``keep`` checkpoints (``None``: every one)."""
         self._check_open()
         step = _check_step(step)
-        if not isinstance(keep, int) or keep < 1:
-            raise ValueError(f"keep must be an int >= 1, got {keep!r}")
+        if keep is not None and (not isinstance(keep, int) or keep < 1):
+            raise ValueError(f"keep must be an int >= 1 or None (every checkpoint), got {keep!r}")
         self.flush()
         path = atomic_replace_dir(checkpoint_dir(self.path, step),
                                   lambda tmp: write_checkpoint(tmp, model_state, state, step))
-        for old in checkpoint_steps(self.path)[:-keep]:
+        for old in checkpoint_steps(self.path)[:-keep] if keep is not None else []:
             remove_dir(checkpoint_dir(self.path, old))
         return path
 

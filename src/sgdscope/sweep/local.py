@@ -65,32 +65,31 @@ def run_local(tasks: Sequence, *, workers: int, threads: int | None, on_change: 
     answers: queue.Queue = queue.Queue()
     pool = [_Worker(threads, answers, log) for _ in range(min(workers, len(pending)))]
 
-    def changed():
-        if on_change:
-            on_change(states)
-
     try:
+        dirty = False  # one notice per round (the runs that ended and those started), not a line per change
         while pending or any(w.task for w in pool):
             for w in pool:
                 if w.task is None and pending and not w.dead():
                     w.give(pending.pop(0))
-                    states[w.task.name] = "running"
-                    changed()
+                    states[w.task.name], dirty = "running", True
+            if dirty and on_change:
+                on_change(states)
+            dirty = False
             try:
                 worker, answer = answers.get(timeout=poll_s)
-                states[worker.task.name] = settle(worker.task.run_dir, 0)
+                states[worker.task.name], dirty = settle(worker.task.run_dir, 0), True
                 worker.task = None
-                changed()
             except queue.Empty:
                 pass
             for i, w in enumerate(pool):
                 if w.dead() and answers.empty():
                     if w.task is not None:  # it died inside a point: the run is interrupted
-                        states[w.task.name] = settle(w.task.run_dir, w.proc.returncode)
+                        states[w.task.name], dirty = settle(w.task.run_dir, w.proc.returncode), True
                         w.task = None
-                        changed()
                     if pending:
                         pool[i] = _Worker(threads, answers, log)
+        if dirty and on_change:
+            on_change(states)
     finally:
         for w in pool:
             if w.task is not None and not w.dead():  # the driver is interrupted: stop, keep the run resumable

@@ -53,14 +53,16 @@ def run_ray(tasks: Sequence, *, sweep_dir: str | os.PathLike, workers: int, thre
     remote = ray.remote(num_cpus=num_cpus, num_gpus=num_gpus, max_retries=max_retries)(_ray_point)
     states = {t.name: "pending" for t in tasks}
     pending, running = list(tasks), {}
+    done = []
     while pending or running:
+        started = bool(pending) and len(running) < workers
         while pending and len(running) < workers:
             task = pending.pop(0)
             ref = remote.remote(task.config, str(task.run_dir), str(sweep_dir), threads)
             running[ref] = task
             states[task.name] = "running"
-            if on_change:
-                on_change(states)
+        if (started or done) and on_change:  # one notice per round: the runs that ended and those started
+            on_change(states)
         done, _ = ray.wait(list(running), num_returns=1, timeout=1.0)
         for ref in done:
             task = running.pop(ref)
@@ -72,6 +74,6 @@ def run_ray(tasks: Sequence, *, sweep_dir: str | os.PathLike, workers: int, thre
                 states[task.name] = "failed"
             except ray.exceptions.RayError:  # its worker died more often than max_retries
                 states[task.name] = settle(task.run_dir)
-            if on_change:
-                on_change(states)
+    if done and on_change:
+        on_change(states)
     return states
