@@ -41,7 +41,7 @@ def _sweep(root):
     (root / "points.json").write_text(json.dumps(points))
     (root / "verdicts.json").write_text(json.dumps([{"claim": "BE Conjecture 1", "verdict": "does not hold",
                                                      "rule": "max lambda_K^1 falls with lr", "ours": "0.30 vs 0.30",
-                                                     "paper": "0.68 vs 3.30"}]))
+                                                     "paper": "0.68 vs 3.30", "figure": "generic.spectral_density"}]))
     return root
 
 
@@ -54,7 +54,12 @@ def test_the_report_is_one_self_contained_file(tmp_path):
     for text in ("Sweep", "Comparisons over seeds", "max of gradient_noise/lambda_1", "Figures not drawn",
                  "does not hold", "lr=0.5,seed=1", "[optimizer]"):
         assert text in page, text
-    assert "generic.spectral_density" in page.split("Figures not drawn")[1]  # with the probe it needs
+    not_drawn = page.split("Figures not drawn")[1]
+    assert "generic.spectral_density" in not_drawn  # the claim's figure, with the probe it needs
+    # a reproduction's report lists only its claims' figures; the rest of the catalogue is counted
+    assert "break_even.fig1" not in not_drawn and re.search(r"\d+ other figure\(s\) of the catalogue", not_drawn)
+    (tmp_path / "sweep" / "verdicts.json").unlink()  # a plain sweep's report lists every figure it cannot draw
+    assert "break_even.fig1" in build_report(tmp_path / "sweep").read_text().split("Figures not drawn")[1]
 
 
 @pytest.mark.skipif(not CHROMIUM.exists(), reason="needs Debian's chromium at /usr/bin/chromium (.ci/run installs it)")

@@ -109,13 +109,19 @@ def _comparisons(frame) -> list[str]:
     return out
 
 
-def _verdicts(root: Path) -> str:
+def _verdict_rows(root: Path) -> list[dict]:
     path = root / VERDICTS
     if not path.is_file():
-        return ""
+        return []
     rows = json.loads(path.read_text(encoding="utf-8"))
+    return rows if isinstance(rows, list) else rows.get("claims", [])
+
+
+def _verdicts(rows: list[dict]) -> str:
+    if not rows:
+        return ""
     items = []
-    for r in rows if isinstance(rows, list) else rows.get("claims", []):
+    for r in rows:
         verdict = str(r.get("verdict", ""))
         cls = {"holds": "verdict-holds", "does not hold": "verdict-fails"}.get(verdict, "verdict-other")
         items.append(f'<tr><td class="l">{_esc(r.get("claim", ""))}</td><td class="l {cls}">{_esc(verdict)}</td>'
@@ -149,9 +155,9 @@ def build_report(source, out: str | Path | None = None) -> Path:
     parts = [f"<h1>sgdscope report: {_esc(source.name)}</h1>",
              f'<p class="muted">{_esc(source.resolve())}; {len(runs.names)} run(s); written '
              f'{datetime.now(timezone.utc).isoformat(timespec="seconds")}</p>']
-    verdicts = _verdicts(source)
-    if verdicts:
-        parts.append(verdicts)
+    claims = _verdict_rows(source)
+    if claims:
+        parts.append(_verdicts(claims))
     if sweep:
         grid = _toml.read_toml(source / MARKER)
         parts.append("<h2>Sweep</h2><p>grid: " + _esc(json.dumps(grid.get("grid", {}))) + "; seeds: "
@@ -162,9 +168,16 @@ def build_report(source, out: str | Path | None = None) -> Path:
             parts.append("<h2>Comparisons over seeds</h2>" + "".join(comparisons))
     blocks, missing = _figures(runs)
     parts.append("<h2>Figures</h2>" + ("".join(blocks) or "<p>No figure can be drawn from the stored metrics.</p>"))
-    if missing:
+    if claims:  # a reproduction: only its claims' figures matter here; the rest are counted
+        named = {r.get("figure") for r in claims}
+        others = len(set(missing) - named)
+        missing = {n: why for n, why in missing.items() if n in named}
+    if missing or (claims and others):
         items = "".join(f"<li><b>{_esc(n)}</b> ({_esc(FIGURES[n].paper)}): {_esc(why)}</li>" for n, why in sorted(missing.items()))
-        parts.append(f"<h2>Figures not drawn</h2><ul>{items}</ul>")
+        rest = (f"<p class=\"muted\">{others} other figure(s) of the catalogue need metrics these runs do not hold "
+                f"(<code>sgdscope plot {_esc(source)} --list</code> names them and the probes they need).</p>"
+                if claims and others else "")
+        parts.append(f"<h2>Figures not drawn</h2>{'<ul>' + items + '</ul>' if items else ''}{rest}")
     parts.append("<h2>Runs</h2>" + "".join(_run_sections(runs)))
     page = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>sgdscope report: {_esc(source.name)}</title>'
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
