@@ -171,3 +171,17 @@ def test_centred_gram_keeps_float32_precision_under_a_large_mean():
     err_new = float(((s32.spectrum[: L - 1].double() - ref) / ref).abs().max())
     err_old = float(((old32 - ref) / ref).abs().max())
     assert err_new < 1e-5 and err_new < 3 * err_old + 1e-6  # lambda_* included
+
+
+def test_gram_blocks_as_batches_of_column_slices_equal_the_explicit_gram(monkeypatch):
+    """Blocks of 16 columns go through ``torch.bmm`` as 8 slices of 2, the last block of 5 columns
+    (not a multiple of 8) and a non-contiguous block through one product: all equal the explicit
+    float64 Gram matrices."""
+    monkeypatch.setattr(gram_module, "_BLOCK", 16)
+    g = torch.Generator().manual_seed(1)
+    G = torch.randn(6, 16 * 3 + 5, generator=g, dtype=torch.float64)
+    shift = torch.randn(G.shape[1], generator=g, dtype=torch.float64)
+    Dc = G - G.mean(0)
+    torch.testing.assert_close(gram_module.centred_gram(G), Dc @ Dc.T, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(gram_module.gram(G, shift), (G - shift) @ (G - shift).T, atol=1e-12, rtol=1e-12)
+    torch.testing.assert_close(gram_module.gram(G), G @ G.T, atol=1e-12, rtol=1e-12)  # strided blocks

@@ -11,6 +11,20 @@ import torch
 # columns per block: bounds the temporary copy made by centring to L * 16384 entries, and keeps a block
 # of 25 float32 rows (1.6 MB) in cache between the subtraction and the product
 _BLOCK = 1 << 14
+# each block's product as a batch of _SPLIT products over slices of its columns (``torch.bmm``, then
+# summed): a product of two (L, 16384) blocks has only L x L outputs to share out, so the BLAS runs it
+# on one core; a batch of 8 is shared over the cores (on 2 cores the centred Gram of 25 x 266,610
+# float32 rows took 6.8 ms instead of 10.3 ms; no change on one core)
+_SPLIT = 8
+
+
+def _block_gram(d: torch.Tensor) -> torch.Tensor:
+    """``d d^T`` in float64 for an (r, w) block, as a batch of column slices when it is contiguous."""
+    r, w = d.shape
+    if w % _SPLIT or not d.is_contiguous():
+        return (d @ d.T).to(torch.float64)
+    x = d.view(r, _SPLIT, w // _SPLIT).transpose(0, 1)  # (_SPLIT, r, w / _SPLIT)
+    return torch.bmm(x, x.transpose(1, 2)).sum(0).to(torch.float64)
 
 
 def check_rows(G: torch.Tensor, what: str, least: int = 1) -> None:
@@ -31,7 +45,7 @@ def gram(G: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
         block = G[:, lo : lo + _BLOCK]
         if shift is not None:
             block = block - shift[lo : lo + _BLOCK]
-        acc += (block @ block.T).to(torch.float64)
+        acc += _block_gram(block)
     return (acc + acc.T) / 2
 
 
@@ -51,8 +65,7 @@ def centred_gram(G: torch.Tensor) -> torch.Tensor:
     inner = S[1:, 1:]
     for lo in range(0, D, _BLOCK):
         block = G[:, lo : lo + _BLOCK]
-        d = block[1:] - block[:1]
-        inner += (d @ d.T).to(torch.float64)
+        inner += _block_gram(block[1:] - block[:1])
     return centre(S)
 
 
