@@ -14,7 +14,7 @@ _BLOCK = 1 << 14
 # each block's product as a batch of _SPLIT products over slices of its columns (``torch.bmm``, then
 # summed): a product of two (L, 16384) blocks has only L x L outputs to share out, so the BLAS runs it
 # on one core; a batch of 8 is shared over the cores (on 2 cores the centred Gram of 25 x 266,610
-# float32 rows took 6.8 ms instead of 10.3 ms; no change on one core)
+# float32 rows took 5.7 ms instead of 10.3 ms; no change on one core)
 _SPLIT = 8
 
 
