@@ -40,7 +40,7 @@ from ._dist import total
 from .probes.context import StepContext, Tracker
 from .problem import Problem, _resolve_bn_mode
 from .quantities import QUANTITIES
-from .store.sink import Sink
+from .store.sink import DiscardSink, Sink
 from .store.writer import RunWriter
 
 __all__ = ["Scope"]
@@ -58,28 +58,6 @@ def _uses_before(probe) -> bool:
 
 def _probe_type(probe) -> str:
     return getattr(probe, "type", None) or probe.name
-
-
-class _Discard:
-    """The sink of ranks other than 0 in a distributed Scope: takes every call, keeps nothing."""
-
-    path = None
-    state = "running"
-
-    def declare(self, probes) -> None:
-        pass
-
-    def log(self, step, epoch, probe, values, *, seconds=None) -> None:
-        pass
-
-    def set_status(self, state, **info) -> None:
-        self.state = state
-
-    def flush(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
 
 
 def _sync(device: torch.device) -> None:
@@ -178,7 +156,7 @@ class Scope:
         self.failures: dict[str, str] = {}  # probe name -> the last error it raised
         self.writes = self.comm is None or self.comm.rank == 0  # with a process group only rank 0 records
         if not self.writes:
-            sink = _Discard()
+            sink = DiscardSink()
         self.owns_sink = sink is None or isinstance(sink, (str, os.PathLike))
         if self.owns_sink:
             if sink is None:

@@ -12,7 +12,7 @@ from sgdscope import toys
 from sgdscope.landscape import ProjectedPath, TraceProfile
 from sgdscope.optim import FDRResult
 from sgdscope.reproduce import CLAIMS, STUDIES, VERDICTS, reproduce
-from sgdscope.reproduce import noise
+from sgdscope.reproduce import noise_studies
 from sgdscope.run import resolve
 from sgdscope.store import RunWriter, read_status
 from sgdscope.viz import draw
@@ -254,7 +254,7 @@ def test_the_noise_claims_name_their_figures():
 @pytest.mark.parametrize("plans", ["FDR", "VALLEY"])
 def test_the_trained_record_studies_resolve_at_every_scale(plans):
     """Every config a recorder trains resolves; the paper scale on CUDA with the paper's settings."""
-    for scale, plan in getattr(noise, plans).items():
+    for scale, plan in getattr(noise_studies, plans).items():
         for base in plan.get("configs", {"": plan.get("config")}).values():
             cfg = resolve({**base, "seed": 0})
             assert cfg["device"] == ("cuda" if scale == "paper" else "cpu"), (plans, scale)
@@ -264,17 +264,17 @@ def test_the_trained_record_studies_resolve_at_every_scale(plans):
                 assert cfg["data"]["name"] == "cifar10" and cfg["train"]["batch_size"] == 500
         assert len(plan["seeds"]) >= 2
     if plans == "VALLEY":
-        assert set(noise.VALLEY["paper"]["configs"]) == {"preact_resnet18", "vgg16"}
-        assert noise.VALLEY["paper"]["configs"]["vgg16"]["train"]["epochs"] == 150
+        assert set(noise_studies.VALLEY["paper"]["configs"]) == {"preact_resnet18", "vgg16"}
+        assert noise_studies.VALLEY["paper"]["configs"]["vgg16"]["train"]["epochs"] == 150
 
 
 def test_the_toy_studies_follow_the_paper():
-    assert noise.SLOPE["cpu"]["settings"]["alpha"] == 1e-4 and noise.SLOPE["cpu"]["settings"]["lr"] == 0.01
-    for plan in noise.SLOPE.values():  # every scale predicts the paper's -0.02
+    assert noise_studies.SLOPE["cpu"]["settings"]["alpha"] == 1e-4 and noise_studies.SLOPE["cpu"]["settings"]["lr"] == 0.01
+    for plan in noise_studies.SLOPE.values():  # every scale predicts the paper's -0.02
         assert -2 * plan["settings"]["alpha"] / plan["settings"]["lr"] == pytest.approx(-0.02)
-    assert noise.TRACE_RATE["paper"]["settings"]["equilibrate"] == noise.TRACE_RATE["paper"]["settings"]["measure"] == 1000
-    assert noise.STRUCTURE["paper"]["settings"]["steps"] == 20000
-    assert all(len(plan["seeds"]) >= 3 for plan in noise.NEGATIVE.values())  # the intercept's spread over seeds
+    assert noise_studies.TRACE_RATE["paper"]["settings"]["equilibrate"] == noise_studies.TRACE_RATE["paper"]["settings"]["measure"] == 1000
+    assert noise_studies.STRUCTURE["paper"]["settings"]["steps"] == 20000
+    assert all(len(plan["seeds"]) >= 3 for plan in noise_studies.NEGATIVE.values())  # the intercept's spread over seeds
     hc = {name: STUDIES[name].sweeps["paper"]["config"] for name in ("noise_hc_ls", "noise_hc_mse")}
     assert hc["noise_hc_ls"]["optimizer"]["lr"] == 0.001 and hc["noise_hc_mse"]["optimizer"]["lr"] == 0.1
     for cfg in hc.values():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-__all__ = ["minibatch_indices"]
+__all__ = ["minibatch_indices", "draw_indices"]
 
 
 def _check_generator(generator, what: str):
@@ -47,3 +47,20 @@ def minibatch_indices(n: int, *, batch_size: int, num_batches: int, generator: t
     for row in repeats:
         idx[row] = torch.randperm(n, generator=generator, device=dev)[:batch_size]
     return idx.to("cpu")
+
+
+def draw_indices(n: int, indices, *, batch_size: int | None, num_batches: int, generator, what: str,
+                 pool: str = "") -> torch.Tensor:
+    """The (L, M) positions a gradient function works on: ``indices`` checked against ``n``
+    examples, or a draw by :func:`minibatch_indices` when it is None. ``what``: the function, in
+    errors; ``pool``: what the n examples are, in errors (e.g. " (the union of the ranks' pools)")."""
+    if indices is None:
+        if batch_size is None:
+            raise ValueError(f"{what}: give batch_size (with num_batches and generator) or indices")
+        indices = minibatch_indices(n, batch_size=batch_size, num_batches=num_batches, generator=generator)
+    indices = torch.as_tensor(indices)
+    if indices.ndim != 2 or min(indices.shape) < 1 or indices.dtype not in (torch.int32, torch.int64):
+        raise ValueError(f"indices must be an (L, M) integer tensor, got shape {tuple(indices.shape)} {indices.dtype}")
+    if int(indices.min()) < 0 or int(indices.max()) >= n:
+        raise ValueError(f"indices must lie in [0, N={n}){pool}, got [{int(indices.min())}, {int(indices.max())}]")
+    return indices

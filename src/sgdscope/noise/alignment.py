@@ -19,6 +19,7 @@ from dataclasses import dataclass
 import torch
 
 from .._batches import Pool
+from .._dist import total
 from ..operators.hessian import hessian_op
 from ..problem import Problem
 from ._data import minibatch_indices
@@ -98,7 +99,7 @@ def gradient_hessian_alignment(
     theta = problem.check_theta(theta)
     pool = Pool(problem.batches if source is None else source)
     comm = problem.comm
-    N = len(pool) if comm is None else sum(comm.sizes(len(pool)))  # the union of the ranks' pools
+    N = total(comm, len(pool))  # with a process group: the union of the ranks' pools
     Q = None
     if hessian_vectors is not None:
         V = hessian_vectors if hessian_vectors.ndim == 2 else hessian_vectors[:, None]

@@ -23,7 +23,7 @@ from torch.func import grad, vmap
 
 from .._batches import Pool
 from ..problem import Problem
-from ._data import minibatch_indices
+from ._data import draw_indices
 
 __all__ = ["per_example_gradients", "minibatch_gradients"]
 
@@ -241,15 +241,8 @@ def minibatch_gradients(
     if method not in ("auto", "loop", "vmap"):
         raise ValueError(f"method must be 'auto', 'loop' or 'vmap', got {method!r}")
     pool = Pool(problem.batches if source is None else source)
-    if indices is None:
-        if batch_size is None:
-            raise ValueError("minibatch_gradients: give batch_size (with num_batches and generator) or indices")
-        indices = minibatch_indices(len(pool), batch_size=batch_size, num_batches=num_batches, generator=generator)
-    indices = torch.as_tensor(indices)
-    if indices.ndim != 2 or indices.shape[1] < 1 or indices.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"indices must be an (L, M) integer tensor, got shape {tuple(indices.shape)} {indices.dtype}")
-    if int(indices.min()) < 0 or int(indices.max()) >= len(pool):
-        raise ValueError(f"indices must lie in [0, N={len(pool)}), got [{int(indices.min())}, {int(indices.max())}]")
+    indices = draw_indices(len(pool), indices, batch_size=batch_size, num_batches=num_batches, generator=generator,
+                           what="minibatch_gradients")
     L, M = indices.shape
     chunk = M if chunk_size is None else int(chunk_size)
     if chunk < 1:

@@ -31,7 +31,7 @@ import torch
 from .._batches import Pool
 from .._dist import Comm, exchange_examples
 from ..problem import Problem
-from ._data import minibatch_indices
+from ._data import draw_indices
 from ._gram import centre, check_rows
 from .covariance import CovarianceSpectrum, spectrum_from_gram
 from .gradients import minibatch_gradients
@@ -39,6 +39,11 @@ from .gradients import minibatch_gradients
 __all__ = ["ShardedRows", "sharded_minibatch_gradients", "sharded_covariance_spectrum"]
 
 _COLUMNS = 1 << 16  # columns of another owner's rows received at once while the Gram matrix is formed
+
+
+def _starts(counts) -> list[int]:
+    """The global index of each rank's first row."""
+    return [sum(counts[:r]) for r in range(len(counts))]
 
 
 def _row_counts(L: int, size: int) -> list[int]:
@@ -95,7 +100,7 @@ class ShardedRows:
 def _shard(rows: torch.Tensor, comm: Comm) -> ShardedRows:
     """This rank's ``rows`` as its share of the rows of all ranks (in rank order)."""
     counts = comm.sizes(len(rows))
-    return ShardedRows(rows, sum(counts[: comm.rank]), tuple(counts), comm)
+    return ShardedRows(rows, _starts(counts)[comm.rank], tuple(counts), comm)
 
 
 def _comm(problem: Problem, what: str) -> Comm:
@@ -141,18 +146,10 @@ def sharded_minibatch_gradients(
     pool = Pool(problem.batches if source is None else source)
     sizes = comm.sizes(len(pool))
     N = sum(sizes)
-    if indices is None:
-        if batch_size is None:
-            raise ValueError("sharded_minibatch_gradients: give batch_size (with num_batches and generator) or indices")
-        indices = minibatch_indices(N, batch_size=batch_size, num_batches=num_batches, generator=generator)
-    indices = torch.as_tensor(indices).cpu()
-    if indices.ndim != 2 or indices.shape[1] < 1 or indices.shape[0] < 1 or indices.dtype not in (torch.int32, torch.int64):
-        raise ValueError(f"indices must be an (L, M) integer tensor, got shape {tuple(indices.shape)} {indices.dtype}")
-    if int(indices.min()) < 0 or int(indices.max()) >= N:
-        raise ValueError(f"indices must lie in [0, N={N}) (the union of the ranks' pools), got [{int(indices.min())}, {int(indices.max())}]")
-    indices = indices.long()
+    indices = draw_indices(N, indices, batch_size=batch_size, num_batches=num_batches, generator=generator,
+                           what="sharded_minibatch_gradients", pool=" (the union of the ranks' pools)").cpu().long()
     counts = _row_counts(len(indices), comm.size)
-    starts = [sum(counts[:r]) for r in range(comm.size)]
+    starts = _starts(counts)
     wanted = [torch.unique(indices[s : s + c]) for s, c in zip(starts, counts)]
     examples = exchange_examples(comm, pool, sizes, wanted)
     lo, mine = starts[comm.rank], counts[comm.rank]
@@ -170,7 +167,7 @@ def _gram_rows(rows: ShardedRows, *, shift_first: bool = False) -> torch.Tensor:
     :func:`~sgdscope.noise._gram.centred_gram`). Column block by column block, each owner
     broadcasts its block of rows; products in the rows' dtype, accumulated in float64."""
     comm, counts, G = rows.comm, rows.counts, rows.rows
-    starts = [sum(counts[:r]) for r in range(comm.size)]
+    starts = _starts(counts)
     out = torch.zeros(len(G), rows.L, dtype=torch.float64, device=G.device)
     for lo in range(0, rows.dim, _COLUMNS):
         hi = min(rows.dim, lo + _COLUMNS)

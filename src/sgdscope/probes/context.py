@@ -97,7 +97,9 @@ class StepContext:
         comm = self.problem.comm
         if comm is None:
             return x[:n], y[:n]
-        start = sum(comm.sizes(len(y))[: comm.rank])
+        if "pool_start" not in self._memo:  # this rank's first position in the union (one collective a step)
+            self._memo["pool_start"] = sum(comm.sizes(len(y))[: comm.rank])
+        start = self._memo["pool_start"]
         lo, hi = min(start, n), min(start + len(y), n)
         part = slice(lo - start, max(hi - start, 0))
         return (tuple(t[part] for t in x) if isinstance(x, tuple) else x[part]), y[part]

@@ -3,7 +3,8 @@
 Each claim (:mod:`.claim`) names the study it reads (a sweep at ``tiny`` / ``cpu`` / ``paper``
 scale), its rule, and the paper's numbers; :func:`reproduce` runs the studies, judges the claims
 (``holds``, ``does not hold``, ``inconclusive`` with the reason) and writes the verdicts and the
-report. The claims of each paper live in one module.
+report. The claims of each paper live in one module; the noise paper's studies, whose recorders
+train networks themselves, in ``noise_studies``.
 """
 from . import break_even
 from . import sharpest, walk

@@ -35,7 +35,7 @@ import numpy as np
 
 from ..analysis import compare, correlation_before_peak, moving_average, series
 from .claim import Study, Verdict, claim, study
-from .rules import describe, every_run, ordered, unfinished
+from .rules import describe, every_finished_run, ordered, runs, unfinished
 
 __all__ = []
 
@@ -201,9 +201,6 @@ _SMOOTH = 3  # trailing moving average over this many probed steps (lambda_K^1 a
 _TOLERANCE = 3  # "near" the peak: within this many probed steps
 
 
-def _runs(frame) -> list[str]:
-    return list(dict.fromkeys(frame["run"]))
-
 
 @claim("break_even.fig2_correlation", paper="Break-Even", where="§4.1, Fig. 2 (left)",
        statement="lambda_K^1 and lambda_H^1 are correlated in the early phase, before lambda_H^1 reaches its maximum",
@@ -216,7 +213,7 @@ def _runs(frame) -> list[str]:
                      "each other' (SimpleCNN, CIFAR-10, eta = 0.01 and 0.001, 5 seeds)")
 def fig2_correlation(frame, scale):
     results, numbers = {}, {}
-    for run in _runs(frame):
+    for run in runs(frame):
         c = correlation_before_peak(frame, LAMBDA_K, LAMBDA_H, run=run)
         numbers[run] = {"r": c.r, "n": c.n, "peak_step": c.peak_step}
         text = f"r={c.r:.3g} over {c.n} steps to step {c.peak_step}"
@@ -227,10 +224,7 @@ def fig2_correlation(frame, scale):
             results[run] = ("no correlation: lambda_K^1 or lambda_H^1 constant before the peak", text)
         else:
             results[run] = (c.r > _R, text)
-    reason = unfinished(frame)
-    if reason:
-        return Verdict("inconclusive", every_run(results, what="").ours, reason, {"runs": numbers})
-    return every_run(results, what=f"r > {_R} before the peak of lambda_H^1", numbers={"runs": numbers})
+    return every_finished_run(frame, results, what=f"r > {_R} before the peak of lambda_H^1", numbers={"runs": numbers})
 
 
 def _first_negative_near_peak(frame, run: str):
@@ -273,14 +267,11 @@ def _first_negative_near_peak(frame, run: str):
                      "negative values) as lambda_K^1 reaches the maximum value' (SimpleCNN, eta = 0.01 and 0.001)")
 def fig2_instability(frame, scale):
     results, numbers = {}, {}
-    for run in _runs(frame):
+    for run in runs(frame):
         shows, text, numbers[run] = _first_negative_near_peak(frame, run)
         results[run] = (shows, text)
-    reason = unfinished(frame)
-    if reason:
-        return Verdict("inconclusive", every_run(results, what="").ours, reason, {"runs": numbers})
-    return every_run(results, what=f"Delta L first negative within {_TOLERANCE} probed steps of the peak of lambda_K^1",
-                     numbers={"runs": numbers})
+    return every_finished_run(frame, results, what=f"Delta L first negative within {_TOLERANCE} probed steps of the peak of "
+                              "lambda_K^1", numbers={"runs": numbers})
 
 
 # --- App. F: momentum --------------------------------------------------------------------------------------------

@@ -110,4 +110,18 @@ def every_run(results: dict, *, what: str, numbers: dict | None = None) -> Verdi
     return Verdict("inconclusive", ours, f"runs disagree: {yes} of {len(results)} runs show {what}", numbers)
 
 
-__all__ += ["unfinished", "every_run"]
+def every_finished_run(frame, results: dict, *, what: str, numbers: dict | None = None) -> Verdict:
+    """:func:`every_run` over ``results``, unless a run of ``frame`` did not finish
+    (:func:`unfinished`): then **inconclusive** with that reason, the runs' numbers kept."""
+    reason = unfinished(frame)
+    if reason:
+        return Verdict("inconclusive", every_run(results, what=what).ours, reason, numbers if numbers is not None else {})
+    return every_run(results, what=what, numbers=numbers)
+
+
+def runs(frame) -> list[str]:
+    """The runs of a sweep frame, in their order of appearance."""
+    return list(dict.fromkeys(frame["run"]))
+
+
+__all__ += ["unfinished", "every_run", "every_finished_run", "runs"]

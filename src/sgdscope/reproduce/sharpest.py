@@ -32,7 +32,7 @@ import numpy as np
 
 from ..analysis import compare, peak, series
 from .claim import Study, Verdict, claim, study
-from .rules import describe, every_run, ordered, unfinished
+from .rules import describe, every_finished_run, ordered, runs, unfinished
 
 __all__ = []
 
@@ -116,9 +116,6 @@ _EARLY = 0.1  # the early phase: the first 10% of the run's steps
 _LATE = 0.75  # "the region it reaches": the last quarter of the run's steps
 
 
-def _runs(frame) -> list[str]:
-    return list(dict.fromkeys(frame["run"]))
-
 
 def _peak(frame, run: str, metric: str = LAMBDA) -> dict:
     """The maximum of ``metric`` in one run: value, step, epoch, the first value, the last probed step,
@@ -171,7 +168,7 @@ def _numbers(table, key: str, **extra) -> dict:
                      "and then stabilizes or decays'")
 def rise_then_settle(frame, scale):
     results, numbers = {}, {}
-    for run in _runs(frame):
+    for run in runs(frame):
         p = numbers[run] = _peak(frame, run)
         if p["n"] < _MIN_POINTS:
             results[run] = (f"too few probe points ({p['n']} probed steps of lambda_1)", f"{p['n']} steps")
@@ -187,11 +184,8 @@ def rise_then_settle(frame, scale):
                             f"{_REACHED:.0%} of {p['last_step']})", text)
         else:
             results[run] = (True, text)
-    reason = unfinished(frame)
     what = f"lambda_1 rising x{_RISE:g} or more to a peak before {_REACHED:.0%} of the run"
-    if reason:
-        return Verdict("inconclusive", every_run(results, what=what).ours, reason, {"runs": numbers})
-    return every_run(results, what=what, numbers={"runs": numbers})
+    return every_finished_run(frame, results, what=what, numbers={"runs": numbers})
 
 
 # --- Fig. 1b: the peak against the learning rate and the batch size -------------------------------------------------
@@ -199,7 +193,7 @@ def rise_then_settle(frame, scale):
 def _peak_ordered(frame, key: str, *, field: str, falls: bool, what: str) -> Verdict:
     """``ordered`` over ``key`` on each run's peak of lambda_1 (``field``: value or epoch), inconclusive where
     a run did not finish or did not reach its peak."""
-    peaks = {run: _peak(frame, run) for run in _runs(frame)}
+    peaks = {run: _peak(frame, run) for run in runs(frame)}
     values = {run: p.get(field, math.nan) for run, p in peaks.items()}
     table = _table(frame, values, key)
     numbers = _numbers(table, key, runs=peaks)
@@ -301,14 +295,11 @@ def _overshoot_run(frame, run: str):
                      "loss. However, halving the step size can further minimize the loss in this direction'")
 def overshoot(frame, scale):
     results, numbers = {}, {}
-    for run in _runs(frame):
+    for run in runs(frame):
         shows, text, numbers[run] = _overshoot_run(frame, run)
         results[run] = (shows, text)
     what = "alpha = 0.5 lowering the loss more than alpha = 1 after the early phase"
-    reason = unfinished(frame)
-    if reason:
-        return Verdict("inconclusive", every_run(results, what=what).ours, reason, {"runs": numbers})
-    return every_run(results, what=what, numbers={"runs": numbers})
+    return every_finished_run(frame, results, what=what, numbers={"runs": numbers})
 
 
 # --- Nudged SGD ----------------------------------------------------------------------------------------------------

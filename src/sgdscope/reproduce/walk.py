@@ -32,7 +32,7 @@ import numpy as np
 
 from ..analysis import barriers_per_epoch, compare, epoch_number, series
 from .claim import Study, Verdict, claim, study
-from .rules import describe, every_run, ordered, unfinished
+from .rules import describe, every_finished_run, ordered, runs, unfinished
 
 __all__ = []
 
@@ -101,16 +101,6 @@ _MIN_DIFFS = 10  # an epoch counts for the valley floor with at least this many 
 _TURNS = 0.2  # "ups and downs": the floor changes direction at least once every five steps
 
 
-def _runs(frame) -> list[str]:
-    return list(dict.fromkeys(frame["run"]))
-
-
-def _with_unfinished(frame, results: dict, what: str, numbers: dict) -> Verdict:
-    reason = unfinished(frame)
-    if reason:
-        return Verdict("inconclusive", every_run(results, what=what).ours, reason, numbers)
-    return every_run(results, what=what, numbers=numbers)
-
 
 # --- §3, Table 1, Fig. 4: barriers ----------------------------------------------------------------------------------
 
@@ -146,11 +136,11 @@ def _barrier_run(frame, run: str):
                      "same conclusion'")
 def barriers(frame, scale):
     results, numbers = {}, {}
-    for run in _runs(frame):
+    for run in runs(frame):
         shows, text, numbers[run] = _barrier_run(frame, run)
         results[run] = (shows, text)
-    return _with_unfinished(frame, results, f"at most {_BARRIER_SHARE:.0%} of the steps crossing a barrier in most epochs",
-                            {"runs": numbers})
+    return every_finished_run(frame, results, what=f"at most {_BARRIER_SHARE:.0%} of the steps crossing a barrier in most "
+                              "epochs", numbers={"runs": numbers})
 
 
 # --- Fig. 1-3: the valley floor ---------------------------------------------------------------------------------------
@@ -195,11 +185,11 @@ def _turns(frame, run: str):
                      "Fig. 3)")
 def valley_floor(frame, scale):
     results, numbers = {}, {}
-    for run in _runs(frame):
+    for run in runs(frame):
         shows, text, numbers[run] = _turns(frame, run)
         results[run] = (shows, text)
-    return _with_unfinished(frame, results, f"the valley floor changing direction in at least {_TURNS:.0%} of the steps "
-                                            f"of every epoch", {"runs": numbers})
+    return every_finished_run(frame, results, what=f"the valley floor changing direction in at least {_TURNS:.0%} of the "
+                              "steps of every epoch", numbers={"runs": numbers})
 
 
 # --- §4.2, Fig. 5-6: alignment of mini-batch gradients with the Hessian ----------------------------------------------
@@ -241,11 +231,11 @@ def _alignment_run(frame, run: str):
                      "gradient and hessian is larger for larger mini-batch size'")
 def alignment_batch_size(frame, scale):
     results, numbers = {}, {}
-    for run in _runs(frame):
+    for run in runs(frame):
         shows, text, numbers[run] = _alignment_run(frame, run)
         results[run] = (shows, text)
-    return _with_unfinished(frame, results, "the mean alignment rising strictly with the batch size at every probed step",
-                            {"runs": numbers})
+    return every_finished_run(frame, results, what="the mean alignment rising strictly with the batch size at every probed step",
+                              numbers={"runs": numbers})
 
 
 # --- Fig. 7: cosine of consecutive mini-batch gradients -----------------------------------------------------------------

@@ -9,13 +9,13 @@ from .layout import STATES, checkpoint_steps, find_runs, is_run_dir
 from .reader import (
     list_arrays, list_runs, load_arrays, load_run, load_sweep, read_config, read_probes, read_status,
 )
-from .sink import MemorySink, Sink
+from .sink import DiscardSink, MemorySink, Sink
 from .sweeps import is_sweep_dir, load_sweep_folder, read_points, sweep_table
 from .tensorboard import export_tensorboard
 from .writer import RunWriter, mark_status
 
 __all__ = [
-    "RunWriter", "mark_status", "Sink", "MemorySink", "STATES",
+    "RunWriter", "mark_status", "Sink", "MemorySink", "DiscardSink", "STATES",
     "load_run", "load_arrays", "list_arrays", "read_config", "read_status", "read_probes",
     "list_runs", "load_sweep", "find_runs", "is_run_dir",
     "load_checkpoint", "checkpoint_steps", "UnsafeCheckpointError", "export_tensorboard",

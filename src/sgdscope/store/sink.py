@@ -10,7 +10,7 @@ from typing import Any, Mapping, Protocol, runtime_checkable
 
 from .layout import STATES
 
-__all__ = ["Sink", "MemorySink"]
+__all__ = ["Sink", "MemorySink", "DiscardSink"]
 
 
 @runtime_checkable
@@ -82,3 +82,26 @@ class MemorySink:
     def values(self, probe: str, name: str) -> list[float]:
         """The recorded values of (probe, name) in logging order (NaN where a step failed)."""
         return [v for _, _, p, n, v in self.rows if p == probe and n == name]
+
+
+class DiscardSink:
+    """Takes every call and keeps nothing: the sink of the ranks other than 0 of a distributed
+    Scope (rank 0 records the run)."""
+
+    path = None
+    state = "running"
+
+    def declare(self, probes) -> None:
+        pass
+
+    def log(self, step, epoch, probe, values, *, seconds=None) -> None:
+        pass
+
+    def set_status(self, state, **info) -> None:
+        self.state = state
+
+    def flush(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
