@@ -6,10 +6,11 @@ Measures, on the CPU in float32:
 1. per-example gradients of 128 CIFAR-10 images: ``per_example_gradients`` (vmap, several chunk
    sizes) against a Python loop of autograd gradients and BackPACK's ``BatchGrad`` (when installed);
 2. the full K measurement of Break-Even App. C, as the ``gradient_noise`` probe makes it
-   (``minibatch_gradients`` of L = 25 mini-batches of M = 128, then ``covariance_spectrum`` of
-   their Gram matrix), against L plain gradients of the same mini-batches: the model in eval
-   mode (as the measurement runs it), each mini-batch gathered, ``loss.backward()``; timed in
-   interleaved pairs, the ratio is the median over the pairs; for both models;
+   (``minibatch_gradients`` of L = 25 mini-batches of M = 128 as column blocks, then
+   ``covariance_spectrum`` of their Gram matrix and ||g|| / ||g_5|| of a gradient from the rows),
+   against L plain gradients of the same mini-batches: the model in eval mode (as the measurement
+   runs it), each mini-batch gathered, ``loss.backward()``; timed in interleaved pairs, the ratio
+   is the median over the pairs; for both models;
 3. (full run) the two ways ``minibatch_gradients`` can compute the rows, ``method="loop"``
    and ``method="vmap"``, against the same plain gradients: the evidence for the automatic choice;
 4. (full run) peak memory of each, in a fresh subprocess (peak RSS reset after setup through
@@ -48,7 +49,9 @@ import torch
 from torch import nn
 
 from sgdscope import Problem
-from sgdscope.noise import covariance_spectrum, minibatch_gradients, minibatch_indices, per_example_gradients
+from sgdscope.noise import (
+    covariance_spectrum, minibatch_gradients, minibatch_indices, per_example_gradients, projection_ratio, projection_ratio_from_rows,
+)
 from sgdscope.noise.gradients import _vmap_pays
 
 from _common import print_targets, target
@@ -180,11 +183,18 @@ def plain_gradients(model, loss_fn, x, y, idx, keep: bool = False) -> torch.Tens
     return out
 
 
-def k_measurement(problem, x, y, idx, method: str = "auto"):
-    """What the ``gradient_noise`` probe does: the L mini-batch gradients, then K^M's spectrum,
-    top-5 eigenvectors included."""
-    G = minibatch_gradients(problem, (x, y), indices=idx, method=method)
-    return covariance_spectrum(G, k=5, batch_size=M, population=len(y)), G
+def k_measurement(problem, x, y, idx, g):
+    """What the ``gradient_noise`` probe does: the L mini-batch gradients (column blocks), K^M's
+    spectrum, and ||g|| / ||g_5|| of the step's gradient ``g`` (known to the probe) against the
+    top-5 eigenvectors, from the rows. Returns (spectrum, ratio, rows)."""
+    G = minibatch_gradients(problem, (x, y), indices=idx, blocks=True)
+    spec = covariance_spectrum(G, k=5, batch_size=M, population=len(y), vectors=False)
+    return spec, projection_ratio_from_rows(g, G, spec), G
+
+
+def step_gradient(problem, x, y) -> torch.Tensor:
+    """A training step's gradient (the probe's ``g``): the first M examples' mean-loss gradient."""
+    return minibatch_gradients(problem, (x[:M], y[:M]), batch_size=M, num_batches=1)[0]
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -249,7 +259,7 @@ def memory_phase(name: str, threads: int) -> dict:
         "vmap": lambda: per_example_gradients(problem, (x[:B], y[:B]), chunk_size=8),
         "loop": lambda: loop_gradients(model, loss_fn, x[:B], y[:B]),
         "backpack": lambda: backpack_gradients(bp, x[:B], y[:B]),
-        "k_measure": lambda: k_measurement(problem, x, y, idx),
+        "k_measure": lambda: k_measurement(problem, x, y, idx, step_gradient(problem, x, y)),
         "plain_25": lambda: plain_gradients(model, loss_fn, x, y, idx),
     }
     try:
@@ -300,25 +310,33 @@ def time_k(label, model, loss_fn, x, y, pairs, paths_pairs) -> dict:
     pairs); with ``paths_pairs`` > 0 also the rows alone by each method against the same reference."""
     problem = Problem(model, loss_fn, [(x[:M], y[:M])], bn_mode="eval")
     idx = minibatch_indices(len(y), batch_size=M, num_batches=L, generator=torch.Generator().manual_seed(0))
-    spec, G = k_measurement(problem, x, y, idx)
+    g = step_gradient(problem, x, y)
+    spec, g_ratio, G = k_measurement(problem, x, y, idx, g)
+    G = torch.cat(G, dim=1)
     plain_rows = plain_gradients(model, loss_fn, x, y, idx, keep=True)
     rows_err = float((G - plain_rows).norm() / plain_rows.norm())
     del plain_rows
+    full = covariance_spectrum(G, k=5, batch_size=M, population=len(y))  # with the eigenvectors
+    ratio_err = abs(float(g_ratio) / float(projection_ratio(g, full.vectors)) - 1)
     auto = "vmap" if _vmap_pays(problem) else "loop"
     plain = lambda: plain_gradients(model, loss_fn, x, y, idx)
     load_before = os.getloadavg()[0]
-    res = paired(plain, {"k_measure": lambda: k_measurement(problem, x, y, idx)}, pairs)["k_measure"]
+    res = paired(plain, {"k_measure": lambda: k_measurement(problem, x, y, idx, g)}, pairs)["k_measure"]
     res["loadavg"] = [load_before, os.getloadavg()[0]]  # 1-minute load averages around the timing
-    t0 = time.perf_counter()
-    for _ in range(3):
-        covariance_spectrum(G, k=5, batch_size=M, population=len(y))
+    spectrum = {}
+    for name, fn in (("gram_spectrum_seconds", lambda: projection_ratio_from_rows(g, G, covariance_spectrum(G, k=5, vectors=False))),
+                     ("with_vectors_seconds", lambda: projection_ratio(g, covariance_spectrum(G, k=5).vectors))):
+        t0 = time.perf_counter()
+        for _ in range(3):
+            fn()
+        spectrum[name] = (time.perf_counter() - t0) / 3
     out = {
-        "model": label, "D": problem.dim, "auto_method": auto, **res,
-        "gram_spectrum_seconds": (time.perf_counter() - t0) / 3, "rows_rel_err_vs_plain": rows_err,
+        "model": label, "D": problem.dim, "auto_method": auto, **res, **spectrum,
+        "rows_rel_err_vs_plain": rows_err, "g_ratio_rel_diff_vs_vectors": ratio_err,
         "lambda_1": spec.lambda_1, "lambda_star": spec.lambda_star, "trace": spec.trace, "L": L, "M": M, "N": len(y),
     }
     if paths_pairs:
-        rows = {m: (lambda m=m: minibatch_gradients(problem, (x, y), indices=idx, method=m)) for m in ("loop", "vmap")}
+        rows = {m: (lambda m=m: minibatch_gradients(problem, (x, y), indices=idx, method=m, blocks=True)) for m in ("loop", "vmap")}
         out["rows_by_method"] = paired(plain, rows, paths_pairs)
         other = minibatch_gradients(problem, (x, y), indices=idx, method="loop" if auto == "vmap" else "vmap")
         out["methods_rel_diff"] = float((other - G).norm() / G.norm())
@@ -349,7 +367,9 @@ def print_k(threads, k, memory) -> None:
         print(f"  {name:<32}{sec:8.3f} s wall (median){f'   peak {peak:6.0f} MiB' if peak is not None else ''}")
     lo, hi = k["ratio_spread"]
     print(f"  ratio {k['ratio']:.3f} (median of {k['pairs']} pairs, range {lo:.2f}-{hi:.2f}; best-of {k['ratio_best']:.3f}; cpu {k['cpu_ratio']:.3f});"
-          f"  Gram + eigh + eigenvectors {k['gram_spectrum_seconds'] * 1e3:.0f} ms;  rows vs loss.backward() rel err {k['rows_rel_err_vs_plain']:.1e}")
+          f"  rows vs loss.backward() rel err {k['rows_rel_err_vs_plain']:.1e}")
+    print(f"  Gram + eigh + g ratio from the rows {k['gram_spectrum_seconds'] * 1e3:.1f} ms (with the eigenvectors instead: "
+          f"{k['with_vectors_seconds'] * 1e3:.1f} ms; the two ratios differ by {k['g_ratio_rel_diff_vs_vectors']:.1e})")
     print(f"  K^M (paper's scale): lambda_1 {k['lambda_1']:.4g}  lambda_* {k['lambda_star']:.4g}  Tr K^M {k['trace']:.4g}")
     for method, r in k.get("rows_by_method", {}).items():
         print(f"  rows alone by method={method!r}: {r['seconds']:.3f} s, {r['ratio']:.2f}x the plain gradients (median of {r['pairs']} pairs)")

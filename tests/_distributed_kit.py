@@ -23,7 +23,7 @@ from torch import nn
 
 import sgdscope
 from sgdscope import probes as P
-from sgdscope.noise import minibatch_gradients, sharded_covariance_spectrum, sharded_minibatch_gradients
+from sgdscope.noise import minibatch_gradients, projection_ratio_from_rows, sharded_covariance_spectrum, sharded_minibatch_gradients
 
 WORLD = 2
 CURV = [[(0, 3), (3, 7)], [(7, 12), (12, 20)]]
@@ -95,17 +95,20 @@ def measure(rank: int | None, device: str = "cpu") -> dict:
     out["dense"] = sgdscope.dense_hessian(problem).matrix
     # K: 7 mini-batches of 4 from the 30 pool examples (rank 0 owns rows 0-2, rank 1 rows 3-6)
     if rank is None:
-        G = minibatch_gradients(problem, pool, batch_size=4, num_batches=7, generator=gen(8))
-        spec = sgdscope.covariance_spectrum(G, k=3, batch_size=4, population=30)
+        G = rows = minibatch_gradients(problem, pool, batch_size=4, num_batches=7, generator=gen(8))
+        spectrum = sgdscope.covariance_spectrum
     else:
         rows = sharded_minibatch_gradients(problem, pool, batch_size=4, num_batches=7, generator=gen(8))
         out["rows_held"] = torch.tensor(float(len(rows.rows)))
         G = rows.gather()
-        spec = sharded_covariance_spectrum(rows, k=3, batch_size=4, population=30)
+        spectrum = sharded_covariance_spectrum
+    spec = spectrum(rows, k=3, batch_size=4, population=30)
     out["K_rows"], out["K_spectrum"], out["K_vectors"] = G, spec.spectrum, spec.vectors
     out["K_trace"] = torch.tensor(spec.trace)
     out["K_lambda_star"] = torch.tensor(spec.lambda_star)
     out["g_ratio"] = sgdscope.projection_ratio(out["grad"], spec.vectors)
+    # without the eigenvectors (as the gradient_noise probe measures): the same ratio from the rows
+    out["g_ratio_from_rows"] = projection_ratio_from_rows(out["grad"], rows, spectrum(rows, k=3, vectors=False))
     al = sgdscope.gradient_hessian_alignment(problem, pool, batch_sizes=[2, 5, 30], num_batches=6, generator=gen(9),
                                              hessian_vectors=top.vectors)
     out["align_mean"], out["align_std"], out["overlap_mean"] = al.mean, al.std, al.overlap_mean

@@ -94,6 +94,26 @@ def test_gradient_noise_matches_the_cpu():
     torch.testing.assert_close(s_gpu.samples, s_cpu.samples, rtol=1e-9, atol=1e-12)
 
 
+def test_gradient_noise_probe_path_matches_the_cpu():
+    """The gradient_noise probe's path on an MLP: rows by vmap as column blocks, the spectrum without
+    eigenvectors, ||g|| / ||g_2|| from the rows; the same as on the CPU with the eigenvectors."""
+    cpu, gpu, x, y = _on_cuda("mlp")
+    p_cpu = sgdscope.Problem(cpu, nn.CrossEntropyLoss(), [(x, y)])
+    p_gpu = sgdscope.Problem(gpu, nn.CrossEntropyLoss(), [(x.to(CUDA), y.to(CUDA))])
+    idx = sgdscope.noise.minibatch_indices(len(y), batch_size=6, num_batches=5, generator=_cuda_gen(0))
+    blocks = sgdscope.minibatch_gradients(p_gpu, (x.to(CUDA), y.to(CUDA)), indices=idx, blocks=True)
+    assert len(blocks) == len(list(gpu.parameters())) and all(b.device.type == "cuda" for b in blocks)
+    rows = sgdscope.minibatch_gradients(p_cpu, (x, y), indices=idx.cpu())
+    torch.testing.assert_close(torch.cat(blocks, dim=1).cpu(), rows, rtol=1e-9, atol=1e-12)
+    spec_gpu = sgdscope.covariance_spectrum(blocks, k=2, batch_size=6, population=len(y), vectors=False)
+    spec_cpu = sgdscope.covariance_spectrum(rows, k=2, batch_size=6, population=len(y))
+    torch.testing.assert_close(spec_gpu.spectrum.cpu(), spec_cpu.spectrum, rtol=1e-9, atol=1e-14)
+    g = rows[0] + rows[1]
+    ratio = sgdscope.noise.projection_ratio_from_rows(g.to(CUDA), blocks, spec_gpu)
+    assert ratio.device.type == "cuda"
+    assert float(ratio) == pytest.approx(float(sgdscope.projection_ratio(g, spec_cpu.vectors)), rel=1e-9)
+
+
 def test_interpolation_and_optimizers_stay_on_the_device():
     cpu, gpu, x, y = _on_cuda("mlp")
     p_cpu = sgdscope.Problem(cpu, nn.CrossEntropyLoss(), [(x, y)])
@@ -174,6 +194,6 @@ def test_nccl_two_processes_equal_one_process_on_the_union(tmp_path):
 
     ranks = kit.spawn("measure_nccl", tmp_path)
     one = kit.measure(None)
-    for key in ("hv", "loss", "grad", "top_values", "hutchpp", "K_rows", "K_spectrum", "g_ratio", "align_mean", "hc", "spread", "bn_rows"):
+    for key in ("hv", "loss", "grad", "top_values", "hutchpp", "K_rows", "K_spectrum", "g_ratio", "g_ratio_from_rows", "align_mean", "hc", "spread", "bn_rows"):
         torch.testing.assert_close(ranks[0][key], ranks[1][key], rtol=0, atol=0, msg=f"ranks disagree on {key}")
         torch.testing.assert_close(ranks[0][key].double(), one[key].double(), rtol=1e-9, atol=1e-12, msg=key)

@@ -81,9 +81,10 @@ def test_eigenpairs_traces_and_density(measured):
 def test_K_spectrum_vectors_and_projection_ratio(measured):
     (r0, _), one = measured
     close(r0["K_rows"], one["K_rows"], "the L mini-batch gradients (the single-process draws)")
-    for key in ("K_spectrum", "K_trace", "K_lambda_star", "g_ratio", "bn_rows"):
+    for key in ("K_spectrum", "K_trace", "K_lambda_star", "g_ratio", "g_ratio_from_rows", "bn_rows"):
         close(r0[key], one[key], key)
     close(signed(r0["K_vectors"], one["K_vectors"]), one["K_vectors"], "K_vectors")
+    close(one["g_ratio_from_rows"], one["g_ratio"], "the ratio from the rows against the one from the eigenvectors")
 
 
 def test_alignment_hc_cosine_and_curvature_spread(measured):

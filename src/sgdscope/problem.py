@@ -281,10 +281,12 @@ class Problem:
         return {n: p.detach() for n, p in self.model.named_parameters() if n not in chosen}
 
     # ----------------------------------------------------------------- pure functions
-    def forward(self, theta: torch.Tensor, inputs, *, frozen=None):
-        """Model outputs at flat parameters ``theta`` (call inside :meth:`measuring`)."""
+    def forward(self, theta, inputs, *, frozen=None):
+        """Model outputs at parameters ``theta`` (call inside :meth:`measuring`): the flat (D,) vector,
+        or the selected tensors themselves, a tuple in the order of ``spec.names`` (so that a
+        derivative comes out per tensor, with no flat copy)."""
         params = dict(self.frozen_params() if frozen is None else frozen)
-        params.update(self.spec.unflatten(theta))
+        params.update(self.spec.unflatten(theta) if isinstance(theta, torch.Tensor) else zip(self.spec.names, theta))
         args = inputs if isinstance(inputs, tuple) else (inputs,)
         return functional_call(self.model, params, args)
 
@@ -305,8 +307,9 @@ class Problem:
             )
         return loss / targets.shape[0] if self.reduction == "sum" else loss
 
-    def batch_loss(self, theta: torch.Tensor, batch: Batch, *, frozen=None) -> torch.Tensor:
-        """The mean loss over the examples of one batch at ``theta`` (inside :meth:`measuring`)."""
+    def batch_loss(self, theta, batch: Batch, *, frozen=None) -> torch.Tensor:
+        """The mean loss over the examples of one batch at ``theta`` (flat, or per tensor as for
+        :meth:`forward`; inside :meth:`measuring`)."""
         x, y = batch
         return self.mean_loss(self.forward(theta, x, frozen=frozen), y)
 

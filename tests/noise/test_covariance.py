@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import sgdscope.noise._gram as gram_module
-from sgdscope.noise import covariance_spectrum, per_example_gradients, projection_ratio, uncentred_moment_top
+from sgdscope.noise import covariance_spectrum, per_example_gradients, projection_ratio, projection_ratio_from_rows, uncentred_moment_top
 
 
 def explicit_cov(G):
@@ -185,3 +185,56 @@ def test_gram_blocks_as_batches_of_column_slices_equal_the_explicit_gram(monkeyp
     torch.testing.assert_close(gram_module.centred_gram(G), Dc @ Dc.T, atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(gram_module.gram(G, shift), (G - shift) @ (G - shift).T, atol=1e-12, rtol=1e-12)
     torch.testing.assert_close(gram_module.gram(G), G @ G.T, atol=1e-12, rtol=1e-12)  # strided blocks
+
+
+def test_column_blocks_give_the_matrix_result(rows, monkeypatch):
+    """covariance_spectrum of the rows as column blocks of uneven widths (blocks of 5 columns inside
+    each) equals that of the (L, D) matrix; vectors=False leaves the vectors out and nothing else."""
+    monkeypatch.setattr(gram_module, "_BLOCK", 5)
+    parts = list(torch.split(rows, [1, 20, 7, 19], dim=1))
+    whole, split = covariance_spectrum(rows, k=4), covariance_spectrum(parts, k=4)
+    torch.testing.assert_close(split.spectrum, whole.spectrum, atol=1e-14, rtol=1e-12)
+    assert_same_vectors(split.vectors, whole.vectors, atol=1e-12)
+    bare = covariance_spectrum(parts, k=4, vectors=False)
+    assert bare.vectors is None
+    torch.testing.assert_close(bare.spectrum, split.spectrum, atol=0, rtol=0)
+    assert bare.trace == split.trace
+    with pytest.raises(ValueError, match="share L"):
+        covariance_spectrum([rows, rows[:4]], k=1)
+    with pytest.raises(ValueError, match="empty"):
+        covariance_spectrum([], k=1)
+
+
+def test_coefficients_map_the_rows_to_the_eigenvectors(rows):
+    """vectors = G^T coefficients (orthonormal); the projection ratio from the rows equals the one
+    from the top-k eigenvectors of the explicit D x D covariance, for one gradient and for several."""
+    _, _, vecs = explicit_cov(rows)
+    s = covariance_spectrum(rows, k=4)
+    V = rows.T @ s.coefficients
+    torch.testing.assert_close(V, s.vectors, atol=1e-12, rtol=0)
+    torch.testing.assert_close(V.T @ V, torch.eye(4, dtype=V.dtype), atol=1e-12, rtol=0)
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(rows.shape[1], generator=g, dtype=rows.dtype)
+    X = torch.randn(3, rows.shape[1], generator=g, dtype=rows.dtype)
+    E = vecs[:, :4]  # explicit, orthonormal
+    bare = covariance_spectrum(list(torch.split(rows, [30, 17], dim=1)), k=4, vectors=False)
+    assert float(projection_ratio_from_rows(x, rows, bare)) == pytest.approx(float(x.norm() / (E.T @ x).norm()), rel=1e-10)
+    torch.testing.assert_close(projection_ratio_from_rows(X, rows, bare), X.norm(dim=1) / (X @ E).norm(dim=1), rtol=1e-10, atol=0)
+    torch.testing.assert_close(projection_ratio_from_rows(X, rows, bare), projection_ratio(X, s.vectors), rtol=1e-10, atol=0)
+    with pytest.raises(ValueError, match=r"expected g of shape \(47,\)"):
+        projection_ratio_from_rows(x[:10], rows, bare)
+    with pytest.raises(ValueError, match="L=10"):
+        projection_ratio_from_rows(x, rows[:6], bare)
+
+
+def test_directions_of_zero_variance_have_zero_coefficients():
+    """Rows spanning 2 directions: the 3rd eigenvalue is 0, its coefficients are 0, and the ratio
+    comes from the 2 directions there are."""
+    g = torch.Generator().manual_seed(0)
+    basis = torch.linalg.qr(torch.randn(20, 2, generator=g, dtype=torch.float64)).Q
+    G = torch.randn(6, 2, generator=g, dtype=torch.float64) @ basis.T + torch.randn(20, generator=g, dtype=torch.float64)
+    s = covariance_spectrum(G, k=3, vectors=False)
+    assert abs(float(s.spectrum[2])) < 1e-12 * s.lambda_1
+    assert torch.all(s.coefficients[:, 2] == 0) and torch.all(s.coefficients[:, :2].abs().sum(0) > 0)
+    x = torch.randn(20, generator=g, dtype=torch.float64)
+    assert float(projection_ratio_from_rows(x, G, s)) == pytest.approx(float(x.norm() / (basis.T @ x).norm()), rel=1e-10)

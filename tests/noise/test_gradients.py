@@ -211,3 +211,22 @@ def test_method_argument(mlp):
         atol=ATOL,
         rtol=0,
     )
+
+
+def test_rows_as_column_blocks(mlp, monkeypatch):
+    """blocks=True: by vmap one (L, numel) block per parameter tensor, in the order of the flat
+    parameters (also when the rows take several vmapped calls); by the loop one block; their
+    concatenation is the (L, D) matrix, the autograd gradients of the mini-batches."""
+    import sgdscope.noise.gradients as mod
+
+    p = mlp.problem()
+    idx = minibatch_indices(12, batch_size=3, num_batches=7, generator=torch.Generator().manual_seed(6))
+    expected = torch.stack([mlp.gradient(mlp.X[i], mlp.Y[i]) for i in idx])
+    numels = [t.numel() for t in mlp.model.parameters()]
+    for calls in (4096, 6):  # one call; two mini-batches per call
+        monkeypatch.setitem(mod._VMAP_EXAMPLES, "cpu", calls)
+        blocks = minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, method="vmap", blocks=True)
+        assert isinstance(blocks, tuple) and [b.shape for b in blocks] == [(7, n) for n in numels]
+        torch.testing.assert_close(torch.cat(blocks, dim=1), expected, atol=ATOL, rtol=0)
+    (loop,) = minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, method="loop", blocks=True)
+    torch.testing.assert_close(loop, expected, atol=ATOL, rtol=0)

@@ -6,7 +6,7 @@ Normalisations and paper equations: ``docs/noise.md``.
 """
 from ._data import minibatch_indices
 from .alignment import Alignment, cosine, gradient_hessian_alignment
-from .covariance import CovarianceSpectrum, covariance_spectrum, projection_ratio
+from .covariance import CovarianceSpectrum, covariance_spectrum, projection_ratio, projection_ratio_from_rows
 from .gradients import minibatch_gradients, per_example_gradients
 from .hessian_noise import HessianNoiseCosine, hessian_noise_cosine
 from .moment import MomentSpectrum, uncentred_moment_top
@@ -20,6 +20,7 @@ __all__ = [
     "covariance_spectrum",
     "CovarianceSpectrum",
     "projection_ratio",
+    "projection_ratio_from_rows",
     "uncentred_moment_top",
     "MomentSpectrum",
     "sharded_minibatch_gradients",

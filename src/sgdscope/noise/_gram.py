@@ -49,9 +49,33 @@ def gram(G: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
     return (acc + acc.T) / 2
 
 
-def centred_gram(G: torch.Tensor) -> torch.Tensor:
+def column_blocks(G, what: str, least: int = 1) -> tuple[torch.Tensor, ...]:
+    """Gradient rows as a tuple of column blocks, checked. An (L, D) matrix is one block; a list or
+    tuple of (L, D_i) matrices (one per parameter tensor, as ``minibatch_gradients(..., blocks=True)``
+    gives them) are the columns of the rows in order, ``D = sum_i D_i``, never concatenated."""
+    if isinstance(G, torch.Tensor):
+        blocks = (G,)
+    elif isinstance(G, (list, tuple)) and G:
+        blocks = tuple(G)
+    else:
+        raise ValueError(f"{what}: expected an (L, D) matrix of gradient rows or a list of (L, D_i) column blocks of them, "
+                         f"got {type(G).__name__}{' (empty)' if isinstance(G, (list, tuple)) else ''}")
+    for b in blocks:
+        check_rows(b, what, least)
+    first = blocks[0]
+    if any(b.shape[0] != first.shape[0] or b.dtype != first.dtype or b.device != first.device for b in blocks):
+        raise ValueError(f"{what}: the column blocks must share L, dtype and device, got "
+                         + ", ".join(f"{tuple(b.shape)} {b.dtype} {b.device}" for b in blocks))
+    return blocks
+
+
+def _unchecked_blocks(G) -> tuple[torch.Tensor, ...]:
+    return (G,) if isinstance(G, torch.Tensor) else tuple(G)
+
+
+def centred_gram(G) -> torch.Tensor:
     """(L, L) float64 Gram matrix ``(G - 1 gbar^T)(G - 1 gbar^T)^T`` of the rows centred on their mean
-    ``gbar``, in one pass over G.
+    ``gbar``, in one pass over G (an (L, D) matrix or its column blocks, :func:`column_blocks`).
 
     Centring does not depend on a shift common to all rows, so the rows are shifted by the first
     one, ``d_l = g_l - g_1`` (block by block while the block is in cache: no pass for the mean, no
@@ -60,13 +84,30 @@ def centred_gram(G: torch.Tensor) -> torch.Tensor:
     centred rows (both are differences of gradients), so nothing is lost to cancellation, and the
     product has L-1 rows instead of L.
     """
-    L, D = G.shape
-    S = torch.zeros(L, L, dtype=torch.float64, device=G.device)
+    blocks = _unchecked_blocks(G)
+    L = blocks[0].shape[0]
+    S = torch.zeros(L, L, dtype=torch.float64, device=blocks[0].device)
     inner = S[1:, 1:]
-    for lo in range(0, D, _BLOCK):
-        block = G[:, lo : lo + _BLOCK]
-        inner += _block_gram(block[1:] - block[:1])
+    for b in blocks:
+        for lo in range(0, b.shape[1], _BLOCK):
+            block = b[:, lo : lo + _BLOCK]
+            inner += _block_gram(block[1:] - block[:1])
     return centre(S)
+
+
+def rows_times(G, g: torch.Tensor) -> torch.Tensor:
+    """``G g`` in float64 for rows G (a matrix or its column blocks) and g (D,) or (n, D): (L,) or (L, n)."""
+    blocks = _unchecked_blocks(G)
+    D = sum(b.shape[1] for b in blocks)
+    if g.ndim not in (1, 2) or g.shape[-1] != D:
+        raise ValueError(f"expected g of shape ({D},) or (n, {D}) for rows of D={D} parameters, got {tuple(g.shape)}")
+    g = g.to(device=blocks[0].device, dtype=blocks[0].dtype)
+    out, lo = 0, 0
+    for b in blocks:
+        part = g[..., lo : lo + b.shape[1]]
+        out = out + (b @ (part if part.ndim == 1 else part.T)).to(torch.float64)
+        lo += b.shape[1]
+    return out
 
 
 def centre(S: torch.Tensor) -> torch.Tensor:

@@ -38,9 +38,9 @@ from dataclasses import dataclass
 
 import torch
 
-from ._gram import centred_gram, check_rows, per_example_scale, top_eigh
+from ._gram import centred_gram, column_blocks, per_example_scale, rows_times, top_eigh
 
-__all__ = ["covariance_spectrum", "CovarianceSpectrum", "projection_ratio"]
+__all__ = ["covariance_spectrum", "CovarianceSpectrum", "projection_ratio", "projection_ratio_from_rows"]
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,12 @@ class CovarianceSpectrum:
         values: (k,) the k largest eigenvalues of K^M, descending (units: squared loss gradient).
         vectors: (D, k) their unit eigenvectors in parameter space (``K^M e = lambda e``), sign
             arbitrary; the same for the per-example K, which differs by the factor ``scale``.
+            None when not asked for (``vectors=False``): ``coefficients`` give them from the rows.
+        coefficients: (L, k) float64, the eigenvectors as combinations of the rows,
+            ``vectors = G^T coefficients`` (column j: ``P u_j / sqrt(L lambda_j)`` for the unit
+            eigenvector ``u_j`` of the Gram matrix, ``P = I - 1 1^T / L``; zero where
+            ``lambda_j <= L eps lambda_1``, eps of the rows' dtype: a direction the rows do not
+            resolve, whose vector is set by rounding).
         spectrum: (L,) all eigenvalues of the Gram matrix of K^M, descending; the last is ~0.
         trace: Tr K^M = (1/L) sum_l ||g_l - gbar||^2.
         scale: c, the factor from K^M to the per-example K: M (N-1)/(N-M), or M without N.
@@ -61,7 +67,8 @@ class CovarianceSpectrum:
     """
 
     values: torch.Tensor
-    vectors: torch.Tensor
+    vectors: torch.Tensor | None
+    coefficients: torch.Tensor
     spectrum: torch.Tensor
     trace: float
     scale: float
@@ -102,6 +109,7 @@ def covariance_spectrum(
     k: int = 5,
     batch_size: int = 1,
     population: int | None = None,
+    vectors: bool = True,
 ) -> CovarianceSpectrum:
     """Top-k eigenpairs, lambda_*, and trace of App. C's K^M from L gradient rows.
 
@@ -118,38 +126,55 @@ def covariance_spectrum(
     ``E[(1/L) sum_l ||g_l - g||^2] = Tr Cov_M`` (module docstring).
 
     Uses the (L, L) Gram matrix of the centred rows (never a D x D matrix; memory O(L D) for the
-    rows plus O(L^2)); eigenvectors are mapped back to parameter space as ``D^T u / ||D^T u||``.
+    rows plus O(L^2)); eigenvectors are mapped back to parameter space as ``D^T u / ||D^T u||``
+    (one more pass over the rows, skipped with ``vectors=False``: the ratio ||g|| / ||g_k|| of
+    Break-Even §4.3 then comes from the rows, :func:`projection_ratio_from_rows`).
 
     Args:
         G: (L, D) gradient rows, e.g. from :func:`per_example_gradients` (M = 1) or
-            :func:`minibatch_gradients` (M = ``batch_size``); L >= 2.
+            :func:`minibatch_gradients` (M = ``batch_size``), or a list of (L, D_i) column blocks
+            of them (``minibatch_gradients(..., blocks=True)``: no L x D copy); L >= 2.
         k: eigenpairs to return, in [1, L-1].
         batch_size: M, the examples averaged in each row (used only for the per-example scale c).
         population: N, the size of the set the mini-batches are drawn from without replacement
             (used only for c).
+        vectors: map the top-k eigenvectors to parameter space (default); False leaves ``vectors``
+            None and saves a pass over the rows (``coefficients`` are always there).
     """
-    check_rows(G, "covariance_spectrum", least=2)
-    L = G.shape[0]
+    blocks = column_blocks(G, "covariance_spectrum", least=2)
+    L = blocks[0].shape[0]
     if not 1 <= k <= L - 1:
         raise ValueError(f"k must be in [1, L-1={L - 1}] (centring leaves L-1 nonzero eigenvalues), got {k}")
-    KM = centred_gram(G) / L  # (L, L) Gram matrix of K^M, float64: one pass over G
-    return spectrum_from_gram(KM, lambda PU: PU.to(device=G.device, dtype=G.dtype).T @ G, k=k, batch_size=batch_size,
-                              population=population, like=G)
+    KM = centred_gram(blocks) / L  # (L, L) Gram matrix of K^M, float64: one pass over G
+
+    def back(PU):
+        PU = PU.to(device=blocks[0].device, dtype=blocks[0].dtype).T
+        return torch.cat([PU @ b for b in blocks], dim=1)
+
+    return spectrum_from_gram(KM, back if vectors else None, k=k, batch_size=batch_size, population=population,
+                              like=blocks[0])
 
 
 def spectrum_from_gram(KM: torch.Tensor, back, *, k: int, batch_size: int, population: int | None,
                        like: torch.Tensor) -> CovarianceSpectrum:
     """The :class:`CovarianceSpectrum` of the (L, L) float64 Gram matrix ``KM`` of K^M.
     ``back(P U)``: ``G^T (P U)`` as (k, D) for the top-k eigenvectors U of KM, P = I - 1 1^T / L
-    (D^T U = (G - 1 gbar^T)^T U = G^T (P U): one more pass over the rows, with no centred copy);
-    ``like``: the rows' dtype and device."""
+    (D^T U = (G - 1 gbar^T)^T U = G^T (P U): one more pass over the rows, with no centred copy),
+    or None for no eigenvectors; ``like``: the rows' dtype and device."""
     spectrum, U = top_eigh(KM)
-    Uk = U[:, :k]
-    V = back(Uk - Uk.mean(0))  # (k, D), then normalised in place
-    vectors = V.div_(torch.linalg.vector_norm(V, dim=1, keepdim=True).clamp_min(torch.finfo(V.dtype).tiny)).T
+    L = KM.shape[0]
+    PU = U[:, :k] - U[:, :k].mean(0)
+    lam = spectrum[:k]  # ||D^T u_j||^2 = u_j^T D D^T u_j = L lambda_j
+    resolved = lam > L * torch.finfo(like.dtype).eps * spectrum[0].clamp_min(0)  # else rounding decides u_j
+    coefficients = torch.where(resolved, PU / (L * lam.clamp_min(torch.finfo(lam.dtype).tiny)).sqrt(), torch.zeros_like(PU))
+    vectors = None
+    if back is not None:
+        V = back(PU)  # (k, D), then normalised in place
+        vectors = V.div_(torch.linalg.vector_norm(V, dim=1, keepdim=True).clamp_min(torch.finfo(V.dtype).tiny)).T
     return CovarianceSpectrum(
         values=spectrum[:k].to(device=like.device, dtype=like.dtype),
         vectors=vectors,
+        coefficients=coefficients,
         spectrum=spectrum.to(device=like.device, dtype=like.dtype),
         trace=float(torch.trace(KM)),
         scale=per_example_scale(batch_size, population),
@@ -183,3 +208,29 @@ def projection_ratio(g: torch.Tensor, vectors: torch.Tensor) -> torch.Tensor:
     gram = (V.T @ V).to(torch.float64)
     proj_sq = (b * (b @ torch.linalg.pinv(gram, hermitian=True))).sum(-1).clamp_min(0)
     return torch.linalg.vector_norm(g, dim=-1) / proj_sq.sqrt().to(g.dtype)
+
+
+def projection_ratio_from_rows(g: torch.Tensor, rows, spec: CovarianceSpectrum) -> torch.Tensor:
+    """``projection_ratio(g, spec.vectors)`` computed from the rows ``spec`` was computed from,
+    without the eigenvectors: with ``vectors = G^T C`` (C = ``spec.coefficients``, orthonormal
+    columns), ``||P g||^2 = ||C^T (G g)||^2``, one matrix-vector pass over the rows (the eigenvectors
+    cost a k-column product and k D more numbers). Directions the rows do not resolve (zero
+    ``coefficients``) are left out.
+
+    Args:
+        g: (D,) gradient, or (n, D) rows (one ratio each).
+        rows: the gradient rows given to :func:`covariance_spectrum` (a matrix or its column blocks),
+            or the :class:`~sgdscope.noise.ShardedRows` given to ``sharded_covariance_spectrum``.
+        spec: their spectrum.
+
+    Returns:
+        0-d tensor (or (n,)), >= 1; ``inf`` when g is orthogonal to the span.
+    """
+    from .sharded import ShardedRows  # sharded builds on this module
+
+    Gg = rows.times(g) if isinstance(rows, ShardedRows) else rows_times(column_blocks(rows, "projection_ratio_from_rows"), g)
+    C = spec.coefficients.to(Gg.device)
+    if Gg.shape[0] != C.shape[0]:
+        raise ValueError(f"projection_ratio_from_rows: {Gg.shape[0]} rows, but the spectrum is of L={C.shape[0]}")
+    b = C.T @ Gg  # (k,) or (k, n): V^T g
+    return torch.linalg.vector_norm(g, dim=-1) / torch.linalg.vector_norm(b, dim=0).to(device=g.device, dtype=g.dtype)

@@ -138,9 +138,9 @@ def _vmap_pays(problem: Problem) -> bool:
     on a resumed run, so the rows (equal to float rounding either way) never depend on the machine's
     load. The loop is a plain training step's gradient per mini-batch, so it costs L plain gradients
     whatever the model. vmap runs the L mini-batches as one batched pass; for dense layers that saves
-    the per-pass overhead (MLP 300-100, L = 25, M = 128, 2-core CPU: about 1.0x the L plain gradients,
-    the loop 1.2-1.3x), for convolutions the batched per-mini-batch weight gradients are far slower
-    than L ordinary passes (SimpleCNN: about 5x; the loop about 1.0x). ``benchmarks/noise.py``
+    the per-pass overhead (MLP 300-100, L = 25, M = 128, 2-core CPU: 0.8x the L plain gradients on
+    2 threads, 1.1x on one, the loop 1.2-1.25x), for convolutions the batched per-mini-batch weight
+    gradients are far slower than L ordinary passes (SimpleCNN: 3.3-3.6x; the loop 0.9-1.0x). ``benchmarks/noise.py``
     measures both methods on both models. Other layers (embeddings, normalisation, attention,
     recurrent cells) were not measured and take the loop."""
     for m in problem.model.modules():
@@ -149,16 +149,18 @@ def _vmap_pays(problem: Problem) -> bool:
     return True
 
 
-def _vmapped_rows(problem: Problem, theta, pool, indices, frozen) -> torch.Tensor | None:
-    """The (L, D) mini-batch gradients of ``indices`` (L, M), several whole mini-batches per
-    ``vmap(grad)`` call (one batched forward and backward instead of L small ones); when one call
-    covers all L, its result is returned as it is (no copy). None if ``torch.func`` cannot vmap
-    the model (the caller then loops over rows)."""
+def _vmapped_rows(problem: Problem, theta, pool, indices, frozen) -> tuple[torch.Tensor, ...] | None:
+    """The mini-batch gradients of ``indices`` (L, M) as column blocks, one (L, numel) block per
+    selected parameter tensor, several whole mini-batches per ``vmap(grad)`` call (one batched
+    forward and backward instead of L small ones). The derivative is taken per tensor, so no flat
+    (L, D) copy is made; when one call covers all L, its blocks are returned as they are. None if
+    ``torch.func`` cannot vmap the model (the caller then loops over rows)."""
     L, M = indices.shape
     rows = max(1, _VMAP_EXAMPLES.get(problem.device.type, _VMAP_EXAMPLES["accelerator"]) // M)
+    parts = tuple(problem.spec.unflatten(theta).values())
 
-    def batch_loss(t, x, y):
-        return problem.batch_loss(t, (x, y), frozen=frozen)
+    def batch_loss(ps, x, y):
+        return problem.batch_loss(ps, (x, y), frozen=frozen)
 
     per_batch = vmap(grad(batch_loss), in_dims=(None, 0, 0))
     out = None
@@ -167,7 +169,7 @@ def _vmapped_rows(problem: Problem, theta, pool, indices, frozen) -> torch.Tenso
         x, y = problem.place(pool.gather(idx.reshape(-1)))  # one gather per call
         x = tuple(t.unflatten(0, idx.shape) for t in x) if isinstance(x, tuple) else x.unflatten(0, idx.shape)
         try:
-            g = per_batch(theta, x, y.unflatten(0, idx.shape))
+            g = [t.reshape(len(idx), -1) for t in per_batch(parts, x, y.unflatten(0, idx.shape))]
         except (RuntimeError, NotImplementedError) as err:
             warnings.warn(
                 "minibatch_gradients: torch.func could not vmap this model over mini-batches "
@@ -177,10 +179,11 @@ def _vmapped_rows(problem: Problem, theta, pool, indices, frozen) -> torch.Tenso
             )
             return None
         if len(idx) == L:
-            return g.contiguous()
+            return tuple(g)
         if out is None:
-            out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
-        out[lo : lo + len(idx)] = g
+            out = tuple(torch.empty(L, t.shape[1], dtype=problem.dtype, device=problem.device) for t in g)
+        for o, t in zip(out, g):
+            o[lo : lo + len(idx)] = t
     return out
 
 
@@ -202,7 +205,8 @@ def minibatch_gradients(
     chunk_size: int | None = None,
     theta: torch.Tensor | None = None,
     method: str = "auto",
-) -> torch.Tensor:
+    blocks: bool = False,
+):
     """The (L, D) matrix of L mini-batch gradients ``g_B = (1/M) sum_{i in B} g_i``, |B| = M.
 
     Two ways to the same rows (equal up to float rounding; nothing is stored in ``.grad``):
@@ -211,7 +215,7 @@ def minibatch_gradients(
     ``vmap`` of ``torch.func.grad`` (one batched pass instead of L small ones). ``"auto"`` takes
     vmap for models whose parameters all sit in ``nn.Linear`` layers, where it was measured faster
     than the loop on the CPU, and the loop otherwise (convolutions: vmap's batched per-mini-batch
-    weight gradients are about 5x slower there); it is decided by the model's modules, never by
+    weight gradients are 3-4x slower there); it is decided by the model's modules, never by
     timing, so a run and its resumption take the same path. The loop also serves ``chunk_size`` < M
     and models that ``torch.func`` cannot vmap (with a warning).
     The mini-batches are drawn by :func:`minibatch_indices` (M distinct examples each, drawn
@@ -234,9 +238,13 @@ def minibatch_gradients(
         theta: (D,) parameters (default: the model's current ones).
         method: ``"auto"`` (default), ``"loop"`` or ``"vmap"`` (whole mini-batches; needs
             ``chunk_size`` None or >= M), as above.
+        blocks: return the rows as a tuple of column blocks (L, D_i), ``D = sum_i D_i``, in the
+            order of the flat parameters, instead of one (L, D) matrix: one block per parameter
+            tensor by ``"vmap"`` (as it computes them: no L x D copy), one block by ``"loop"``.
+            :func:`covariance_spectrum` takes either.
 
     Returns:
-        (L, D) tensor on the problem's device and dtype.
+        (L, D) tensor on the problem's device and dtype (or its column blocks, ``blocks=True``).
     """
     if method not in ("auto", "loop", "vmap"):
         raise ValueError(f"method must be 'auto', 'loop' or 'vmap', got {method!r}")
@@ -264,7 +272,7 @@ def minibatch_gradients(
         if method == "vmap":
             G = _vmapped_rows(problem, theta, pool, indices, frozen)
             if G is not None:
-                return G
+                return G if blocks else torch.cat(G, dim=1)
         out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
         for l in range(L):
             row = out[l]
@@ -273,4 +281,4 @@ def minibatch_gradients(
                 part = indices[l, lo : lo + chunk]
                 g = _autograd_grad(problem, theta, problem.place(pool.gather(part)), frozen)
                 row.add_(g, alpha=len(part) / M)  # each part's mean loss, weighted by its share
-    return out
+    return (out,) if blocks else out

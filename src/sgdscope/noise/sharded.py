@@ -32,7 +32,7 @@ from .._batches import Pool
 from .._dist import Comm, exchange_examples
 from ..problem import Problem
 from ._data import draw_indices
-from ._gram import centre, check_rows
+from ._gram import centre, check_rows, rows_times
 from .covariance import CovarianceSpectrum, spectrum_from_gram
 from .gradients import minibatch_gradients
 
@@ -88,6 +88,14 @@ class ShardedRows:
         mine = ((ids >= self.start) & (ids < self.start + len(self.rows))).nonzero().flatten()
         if len(mine):
             out[mine.to(out.device)] = self.rows[(ids[mine] - self.start).to(out.device)]
+        return self.comm.sum(out)
+
+    def times(self, g: torch.Tensor) -> torch.Tensor:
+        """``G g`` over all L rows, float64 (L,) (or (L, n) for g (n, D)), on every rank: each rank its
+        rows' entries, one all-reduce of L numbers (call it on every rank with the same g)."""
+        part = rows_times(self.rows, g) if len(self.rows) else torch.zeros(0, *g.shape[:-1], dtype=torch.float64)
+        out = torch.zeros(self.L, *g.shape[:-1], dtype=torch.float64, device=self.rows.device)
+        out[self.start : self.start + len(self.rows)] = part.to(out.device)
         return self.comm.sum(out)
 
     def blocks(self, size: int, ids: torch.Tensor | None = None):
@@ -194,6 +202,7 @@ def sharded_covariance_spectrum(
     k: int = 5,
     batch_size: int = 1,
     population: int | None = None,
+    vectors: bool = True,
 ) -> CovarianceSpectrum:
     """:func:`~sgdscope.noise.covariance_spectrum` of L rows shared out over the ranks.
 
@@ -201,8 +210,9 @@ def sharded_covariance_spectrum(
     process gets from all L rows, the same result on every rank (``vectors`` (D, k) included),
     without gathering the rows: the Gram matrix of the rows shifted by row 0, this rank's rows of
     it by :func:`_gram_rows`, one all-reduce (L x L), centred in the L x L space; the eigenvectors
-    ``G^T (P U)`` as each rank's ``G_r^T (P U)_r``, one all-reduce (k x D). Memory per rank: the
-    module docstring. Every rank calls it alike.
+    ``G^T (P U)`` as each rank's ``G_r^T (P U)_r``, one all-reduce (k x D; none with
+    ``vectors=False``, where :func:`~sgdscope.noise.projection_ratio_from_rows` takes the rows).
+    Memory per rank: the module docstring. Every rank calls it alike.
     """
     check_rows(rows.rows, "sharded_covariance_spectrum", least=0)
     L, comm = rows.L, rows.comm
@@ -219,4 +229,4 @@ def sharded_covariance_spectrum(
     def back(PU):  # G^T (P U) = sum_r G_r^T (P U)_r: one all-reduce of k x D
         return comm.sum(PU[lo : lo + len(G)].to(device=G.device, dtype=G.dtype).T @ G)
 
-    return spectrum_from_gram(KM, back, k=k, batch_size=batch_size, population=population, like=G)
+    return spectrum_from_gram(KM, back if vectors else None, k=k, batch_size=batch_size, population=population, like=G)

@@ -152,16 +152,15 @@ class StepContext:
             arguments to change (``noise_data=``, the probe's ``batch_size=``) and the numbers.
         """
         rows = self.noise_rows(num_batches, batch_size)
-        if isinstance(rows, torch.Tensor):
-            return rows
         key = ("gathered", num_batches, batch_size)
         if key not in self._memo:
-            self._memo[key] = rows.gather()
+            self._memo[key] = torch.cat(rows, dim=1) if isinstance(rows, tuple) else rows.gather()
         return self._memo[key]
 
     def noise_rows(self, num_batches: int, batch_size: int):
-        """The rows of :meth:`minibatch_gradients` as they are computed: the (L, D) tensor in one
-        process; with a process group, this rank's share of them
+        """The rows of :meth:`minibatch_gradients` as they are computed: in one process, their column
+        blocks (``minibatch_gradients(..., blocks=True)``: one per parameter tensor, no L x D copy);
+        with a process group, this rank's share of them
         (:class:`~sgdscope.noise.sharded.ShardedRows`, for K's spectrum without gathering them).
         The same draw either way, made once per step."""
         N = self.pool_size
@@ -175,10 +174,9 @@ class StepContext:
         if key not in self._memo:
             from ..noise import minibatch_gradients, sharded_minibatch_gradients
 
-            draw = minibatch_gradients if self.problem.comm is None else sharded_minibatch_gradients
-            self._memo[key] = draw(
-                self.problem, self.source, batch_size=batch_size, num_batches=num_batches, generator=self.tracker.generator
-            )
+            draw = dict(batch_size=batch_size, num_batches=num_batches, generator=self.tracker.generator)
+            self._memo[key] = (minibatch_gradients(self.problem, self.source, blocks=True, **draw) if self.problem.comm is None
+                               else sharded_minibatch_gradients(self.problem, self.source, **draw))
         return self._memo[key]
 
 

@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import warnings
 
-import torch
 
-from ..noise import covariance_spectrum, curvature_spread, gradient_hessian_alignment, hessian_noise_cosine, projection_ratio
+from ..noise import covariance_spectrum, curvature_spread, gradient_hessian_alignment, hessian_noise_cosine, projection_ratio_from_rows
 from ..noise import sharded_covariance_spectrum
 from ..noise import stability as _stability
 from .base import FunctionProbe
@@ -52,8 +51,8 @@ def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int 
                 "gradient_noise(batch_size=...)"
             )
         rows = ctx.noise_rows(num_batches, M)  # with a process group: this rank's share, never gathered
-        spectrum = covariance_spectrum if isinstance(rows, torch.Tensor) else sharded_covariance_spectrum
-        spec = spectrum(rows, k=k, batch_size=M, population=N)
+        spectrum = covariance_spectrum if isinstance(rows, tuple) else sharded_covariance_spectrum
+        spec = spectrum(rows, k=k, batch_size=M, population=N, vectors=False)  # g_ratio comes from the rows
         out = {
             "lambda_1": spec.lambda_1,
             "lambda_star": spec.lambda_star,
@@ -67,7 +66,7 @@ def gradient_noise(num_batches: int = 25, batch_size: int | None = None, k: int 
             "spectrum": spec.spectrum,
         }
         if ctx.train_grad is not None or ctx.batch is not None:
-            out["g_ratio"] = float(projection_ratio(ctx.grad(), spec.vectors))
+            out["g_ratio"] = float(projection_ratio_from_rows(ctx.grad(), rows, spec))
         return out
 
     return FunctionProbe(name, as_schedule(every), fn, type="gradient_noise")
