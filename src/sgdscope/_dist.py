@@ -25,7 +25,7 @@ import torch.distributed as dist
 
 from ._batches import Batch, Pool
 
-__all__ = ["Comm", "resolve_comm", "exchange_examples", "total"]
+__all__ = ["Comm", "resolve_comm", "exchange_examples", "total", "starts"]
 
 
 @dataclass(frozen=True)
@@ -109,10 +109,15 @@ class Comm:
         ``counts``: the ranks' n_r when known (saves a collective).
         """
         counts = self.sizes(len(local)) if counts is None else counts
-        lo = sum(counts[: self.rank])
+        lo = starts(counts)[self.rank]
         buf = torch.zeros((sum(counts), *local.shape[1:]), dtype=local.dtype, device=local.device)
         buf[lo : lo + len(local)] = local
         return self.sum(buf)
+
+
+def starts(counts) -> list[int]:
+    """Where each rank's part begins when the ranks' ``counts`` are laid end to end in rank order."""
+    return [sum(counts[:r]) for r in range(len(counts))]
 
 
 def total(comm: Comm | None, n: int) -> int:
@@ -192,9 +197,7 @@ def exchange_examples(comm: Comm, pool: Pool, counts: list[int], wanted: list[to
     except ValueError:
         raise ValueError(f"the noise pools' examples differ in structure, per-example shape or dtype across ranks "
                          f"(this rank, {comm.rank}: {sig}); every rank's pool must hold examples of one kind") from None
-    offsets = [0]
-    for c in counts:
-        offsets.append(offsets[-1] + c)
+    offsets = starts(counts) + [sum(counts)]
 
     def part(r, s):  # pool-local positions of rank s's examples that rank r wants
         need = wanted[r]

@@ -73,6 +73,11 @@ def _unchecked_blocks(G) -> tuple[torch.Tensor, ...]:
     return (G,) if isinstance(G, torch.Tensor) else tuple(G)
 
 
+def join_columns(blocks) -> torch.Tensor:
+    """The (L, D) matrix of column blocks: the one block itself (no copy), else their concatenation."""
+    return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=1)
+
+
 def centred_gram(G) -> torch.Tensor:
     """(L, L) float64 Gram matrix ``(G - 1 gbar^T)(G - 1 gbar^T)^T`` of the rows centred on their mean
     ``gbar``, in one pass over G (an (L, D) matrix or its column blocks, :func:`column_blocks`).

@@ -38,7 +38,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ._gram import centred_gram, column_blocks, per_example_scale, rows_times, top_eigh
+from ._gram import centred_gram, column_blocks, join_columns, per_example_scale, rows_times, top_eigh
 
 __all__ = ["covariance_spectrum", "CovarianceSpectrum", "projection_ratio", "projection_ratio_from_rows"]
 
@@ -149,7 +149,7 @@ def covariance_spectrum(
 
     def back(PU):
         PU = PU.to(device=blocks[0].device, dtype=blocks[0].dtype).T
-        return torch.cat([PU @ b for b in blocks], dim=1)
+        return join_columns([PU @ b for b in blocks])
 
     return spectrum_from_gram(KM, back if vectors else None, k=k, batch_size=batch_size, population=population,
                               like=blocks[0])
@@ -178,7 +178,7 @@ def spectrum_from_gram(KM: torch.Tensor, back, *, k: int, batch_size: int, popul
         spectrum=spectrum.to(device=like.device, dtype=like.dtype),
         trace=float(torch.trace(KM)),
         scale=per_example_scale(batch_size, population),
-        L=KM.shape[0],
+        L=L,
         M=int(batch_size),
         N=None if population is None else int(population),
     )

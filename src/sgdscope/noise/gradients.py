@@ -24,6 +24,7 @@ from torch.func import grad, vmap
 from .._batches import Pool
 from ..problem import Problem
 from ._data import draw_indices
+from ._gram import join_columns
 
 __all__ = ["per_example_gradients", "minibatch_gradients"]
 
@@ -272,7 +273,7 @@ def minibatch_gradients(
         if method == "vmap":
             G = _vmapped_rows(problem, theta, pool, indices, frozen)
             if G is not None:
-                return G if blocks else torch.cat(G, dim=1)
+                return G if blocks else join_columns(G)
         out = torch.empty(L, problem.dim, dtype=problem.dtype, device=problem.device)
         for l in range(L):
             row = out[l]

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 import torch
 
 from .._batches import Pool
-from .._dist import Comm, exchange_examples
+from .._dist import Comm, exchange_examples, starts
 from ..problem import Problem
 from ._data import draw_indices
 from ._gram import centre, check_rows, rows_times
@@ -39,11 +39,6 @@ from .gradients import minibatch_gradients
 __all__ = ["ShardedRows", "sharded_minibatch_gradients", "sharded_covariance_spectrum"]
 
 _COLUMNS = 1 << 16  # columns of another owner's rows received at once while the Gram matrix is formed
-
-
-def _starts(counts) -> list[int]:
-    """The global index of each rank's first row."""
-    return [sum(counts[:r]) for r in range(len(counts))]
 
 
 def _row_counts(L: int, size: int) -> list[int]:
@@ -93,9 +88,8 @@ class ShardedRows:
     def times(self, g: torch.Tensor) -> torch.Tensor:
         """``G g`` over all L rows, float64 (L,) (or (L, n) for g (n, D)), on every rank: each rank its
         rows' entries, one all-reduce of L numbers (call it on every rank with the same g)."""
-        part = rows_times(self.rows, g) if len(self.rows) else torch.zeros(0, *g.shape[:-1], dtype=torch.float64)
         out = torch.zeros(self.L, *g.shape[:-1], dtype=torch.float64, device=self.rows.device)
-        out[self.start : self.start + len(self.rows)] = part.to(out.device)
+        out[self.start : self.start + len(self.rows)] = rows_times(self.rows, g)
         return self.comm.sum(out)
 
     def blocks(self, size: int, ids: torch.Tensor | None = None):
@@ -108,7 +102,7 @@ class ShardedRows:
 def _shard(rows: torch.Tensor, comm: Comm) -> ShardedRows:
     """This rank's ``rows`` as its share of the rows of all ranks (in rank order)."""
     counts = comm.sizes(len(rows))
-    return ShardedRows(rows, _starts(counts)[comm.rank], tuple(counts), comm)
+    return ShardedRows(rows, starts(counts)[comm.rank], tuple(counts), comm)
 
 
 def _comm(problem: Problem, what: str) -> Comm:
@@ -157,10 +151,10 @@ def sharded_minibatch_gradients(
     indices = draw_indices(N, indices, batch_size=batch_size, num_batches=num_batches, generator=generator,
                            what="sharded_minibatch_gradients", pool=" (the union of the ranks' pools)").cpu().long()
     counts = _row_counts(len(indices), comm.size)
-    starts = _starts(counts)
-    wanted = [torch.unique(indices[s : s + c]) for s, c in zip(starts, counts)]
+    first = starts(counts)
+    wanted = [torch.unique(indices[s : s + c]) for s, c in zip(first, counts)]
     examples = exchange_examples(comm, pool, sizes, wanted)
-    lo, mine = starts[comm.rank], counts[comm.rank]
+    lo, mine = first[comm.rank], counts[comm.rank]
     if mine == 0:
         rows = torch.empty(0, problem.dim, dtype=problem.dtype, device=problem.device)
     else:
@@ -175,7 +169,7 @@ def _gram_rows(rows: ShardedRows, *, shift_first: bool = False) -> torch.Tensor:
     :func:`~sgdscope.noise._gram.centred_gram`). Column block by column block, each owner
     broadcasts its block of rows; products in the rows' dtype, accumulated in float64."""
     comm, counts, G = rows.comm, rows.counts, rows.rows
-    starts = _starts(counts)
+    first = starts(counts)
     out = torch.zeros(len(G), rows.L, dtype=torch.float64, device=G.device)
     for lo in range(0, rows.dim, _COLUMNS):
         hi = min(rows.dim, lo + _COLUMNS)
@@ -192,7 +186,7 @@ def _gram_rows(rows: ShardedRows, *, shift_first: bool = False) -> torch.Tensor:
             if mine is None:
                 mine = G[:, lo:hi] - shift if shift_first else G[:, lo:hi]
             other = block - shift if shift_first else block
-            out[:, starts[s] : starts[s] + counts[s]] += (mine @ other.T).to(torch.float64)
+            out[:, first[s] : first[s] + counts[s]] += (mine @ other.T).to(torch.float64)
     return out
 
 

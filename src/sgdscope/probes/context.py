@@ -20,6 +20,7 @@ from typing import Any
 
 import torch
 
+from .._dist import starts
 from ..linalg import LanczosResult, lanczos
 from ..operators import hessian_op
 from ..problem import Problem
@@ -98,7 +99,7 @@ class StepContext:
         if comm is None:
             return x[:n], y[:n]
         if "pool_start" not in self._memo:  # this rank's first position in the union (one collective a step)
-            self._memo["pool_start"] = sum(comm.sizes(len(y))[: comm.rank])
+            self._memo["pool_start"] = starts(comm.sizes(len(y)))[comm.rank]
         start = self._memo["pool_start"]
         lo, hi = min(start, n), min(start + len(y), n)
         part = slice(lo - start, max(hi - start, 0))
@@ -154,7 +155,9 @@ class StepContext:
         rows = self.noise_rows(num_batches, batch_size)
         key = ("gathered", num_batches, batch_size)
         if key not in self._memo:
-            self._memo[key] = torch.cat(rows, dim=1) if isinstance(rows, tuple) else rows.gather()
+            from ..noise._gram import join_columns
+
+            self._memo[key] = join_columns(rows) if isinstance(rows, tuple) else rows.gather()
         return self._memo[key]
 
     def noise_rows(self, num_batches: int, batch_size: int):
