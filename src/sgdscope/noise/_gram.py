@@ -39,15 +39,32 @@ def check_rows(G: torch.Tensor, what: str, least: int = 1) -> None:
         raise ValueError(f"{what}: expected floating gradient rows, got dtype {G.dtype}")
 
 
+def _gram_over_blocks(blocks, *, shift: torch.Tensor | None = None, shift_first: bool = False) -> torch.Tensor:
+    """Unsymmetrised float64 Gram matrix of the rows of column blocks, shifted block by block while
+    the block is in cache: by ``shift`` (D,), or with ``shift_first`` by row 0 (then of the other
+    rows only, (L-1, L-1)). Each shifted block is written into one buffer reused by every block."""
+    first = blocks[0]
+    skip = 1 if shift_first else 0
+    n = first.shape[0] - skip
+    acc = torch.zeros(n, n, dtype=torch.float64, device=first.device)
+    shifted = shift is not None or shift_first
+    buf = first.new_empty(n * min(_BLOCK, max(b.shape[1] for b in blocks))) if shifted else None
+    offset = 0
+    for b in blocks:
+        for lo in range(0, b.shape[1], _BLOCK):
+            block = b[:, lo : lo + _BLOCK]
+            w = block.shape[1]
+            if shifted:
+                by = block[:1] if shift_first else shift[offset + lo : offset + lo + w]
+                block = torch.sub(block[skip:], by, out=buf[: n * w].view(n, w))
+            acc += _block_gram(block)
+        offset += b.shape[1]
+    return acc
+
+
 def gram(G: torch.Tensor, shift: torch.Tensor | None = None) -> torch.Tensor:
     """(L, L) float64 Gram matrix ``(G - shift)(G - shift)^T`` on G's device (shift: (D,) or None)."""
-    L, D = G.shape
-    acc = torch.zeros(L, L, dtype=torch.float64, device=G.device)
-    for lo in range(0, D, _BLOCK):
-        block = G[:, lo : lo + _BLOCK]
-        if shift is not None:
-            block = block - shift[lo : lo + _BLOCK]
-        acc += _block_gram(block)
+    acc = _gram_over_blocks((G,), shift=shift)
     return (acc + acc.T) / 2
 
 
@@ -92,16 +109,9 @@ def centred_gram(G) -> torch.Tensor:
     product has L-1 rows instead of L.
     """
     blocks = _unchecked_blocks(G)
-    first = blocks[0]
-    L = first.shape[0]
-    S = torch.zeros(L, L, dtype=torch.float64, device=first.device)
-    inner = S[1:, 1:]
-    buf = first.new_empty((L - 1) * min(_BLOCK, max(b.shape[1] for b in blocks)))
-    for b in blocks:
-        for lo in range(0, b.shape[1], _BLOCK):
-            block = b[:, lo : lo + _BLOCK]
-            w = block.shape[1]
-            inner += _block_gram(torch.sub(block[1:], block[:1], out=buf[: (L - 1) * w].view(L - 1, w)))
+    L = blocks[0].shape[0]
+    S = torch.zeros(L, L, dtype=torch.float64, device=blocks[0].device)
+    S[1:, 1:] = _gram_over_blocks(blocks, shift_first=True)
     return centre(S)
 
 
