@@ -230,3 +230,19 @@ def test_rows_as_column_blocks(mlp, monkeypatch):
         torch.testing.assert_close(torch.cat(blocks, dim=1), expected, atol=ATOL, rtol=0)
     (loop,) = minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, method="loop", blocks=True)
     torch.testing.assert_close(loop, expected, atol=ATOL, rtol=0)
+
+
+def test_vmapped_rows_of_a_parameter_selection(mlp):
+    """vmap over whole mini-batches differentiates each mini-batch's own view of the selected
+    parameters; the unselected ones stay shared and fixed: the rows are the matching columns of the
+    full rows (autograd gradients of the mini-batch losses)."""
+    p = mlp.problem(params=["0.weight", "2.bias"])
+    idx = minibatch_indices(12, batch_size=3, num_batches=5, generator=torch.Generator().manual_seed(2))
+    full = torch.stack([mlp.gradient(mlp.X[i], mlp.Y[i]) for i in idx])
+    names = [n for n, _ in mlp.model.named_parameters()]
+    sizes = [t.numel() for t in mlp.model.parameters()]
+    columns = torch.cat([torch.arange(sum(sizes[:k]), sum(sizes[: k + 1])) for k, n in enumerate(names) if n in ("0.weight", "2.bias")])
+    G = minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, method="vmap")
+    assert G.shape == (5, len(columns))
+    torch.testing.assert_close(G, full[:, columns], atol=ATOL, rtol=0)
+    torch.testing.assert_close(minibatch_gradients(p, (mlp.X, mlp.Y), indices=idx, method="loop"), G, atol=ATOL, rtol=0)

@@ -140,7 +140,7 @@ def _vmap_pays(problem: Problem) -> bool:
     load. The loop is a plain training step's gradient per mini-batch, so it costs L plain gradients
     whatever the model. vmap runs the L mini-batches as one batched pass; for dense layers that saves
     the per-pass overhead (MLP 300-100, L = 25, M = 128, 2-core CPU: 0.8x the L plain gradients on
-    2 threads, 1.1x on one, the loop 1.2-1.25x), for convolutions the batched per-mini-batch weight
+    2 threads, 0.8-0.9x on one, the loop 1.2-1.25x), for convolutions the batched per-mini-batch weight
     gradients are far slower than L ordinary passes (SimpleCNN: 3.3-3.6x; the loop 0.9-1.0x). ``benchmarks/noise.py``
     measures both methods on both models. Other layers (embeddings, normalisation, attention,
     recurrent cells) were not measured and take the loop."""
@@ -163,14 +163,20 @@ def _vmapped_rows(problem: Problem, theta, pool, indices, frozen) -> tuple[torch
     def batch_loss(ps, x, y):
         return problem.batch_loss(ps, (x, y), frozen=frozen)
 
-    per_batch = vmap(grad(batch_loss), in_dims=(None, 0, 0))
+    # each mini-batch differentiates its own view of the parameters (expanded: stride 0, nothing
+    # copied), so a dense layer's forward runs as a batch of L products of M rows (bmm) rather than
+    # one product of L * M rows against shared weights; same values, and on the CPU the batched
+    # form was the faster one (MLP 300-100, L = 25, M = 128: rows 0.78-0.91x the L plain
+    # gradients on one thread against 1.0-1.1x with shared weights; about 0.8x on two either way)
+    per_batch = vmap(grad(batch_loss), in_dims=(0, 0, 0))
     out = None
     for lo in range(0, L, rows):
         idx = indices[lo : lo + rows]
         x, y = problem.place(pool.gather(idx.reshape(-1)))  # one gather per call
         x = tuple(t.unflatten(0, idx.shape) for t in x) if isinstance(x, tuple) else x.unflatten(0, idx.shape)
         try:
-            g = [t.reshape(len(idx), -1) for t in per_batch(parts, x, y.unflatten(0, idx.shape))]
+            own = tuple(p.expand(len(idx), *p.shape) for p in parts)
+            g = [t.reshape(len(idx), -1) for t in per_batch(own, x, y.unflatten(0, idx.shape))]
         except (RuntimeError, NotImplementedError) as err:
             warnings.warn(
                 "minibatch_gradients: torch.func could not vmap this model over mini-batches "
