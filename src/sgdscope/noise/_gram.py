@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-# columns per block: bounds the buffer that centring writes the shifted block into to L * 32768
+# columns per block: bounds the buffer that each shifted block is written into to L * 32768
 # entries (one buffer, reused by every block: no allocation per block). Of 8,192-65,536 columns,
 # 32,768 and 65,536 were fastest for the centred Gram of 25 x 266,610 float32 rows on a 2-core CPU
 # (2 threads: 5.4 ms against 6.1 ms with 16,384-column blocks each allocating its difference)
