@@ -6,6 +6,8 @@ from pathlib import Path
 
 import pytest
 
+from sgdscope.reproduce import load_verdicts
+
 import sgdscope
 from sgdscope.cli import main
 from sgdscope.store import _toml, read_status
@@ -78,10 +80,19 @@ def test_demo_prints_the_verdicts_as_they_came_out(tmp_path, capsys):
     assert len(judged) >= 3
     import json
 
-    rows = {r["claim"]: r for r in json.loads((tmp_path / "tiny" / "verdicts.json").read_text())}
+    rows = {r["claim"]: r for r in load_verdicts(tmp_path / "tiny" / "verdicts.json")}
     for key in judged:
         assert rows[key]["verdict"] in VERDICTS and f"{key}: {rows[key]['verdict'].upper()}" in out  # as it came out
     assert str(tmp_path / "tiny" / "be_lr" / "report.html") in out
+    # every demo claim's runs are inside its regime, checked on the stored runs themselves (not read from a verdict)
+    from sgdscope.reproduce.regime import assess
+    from sgdscope.store import load_sweep_folder
+
+    for key in judged:
+        claim = CLAIMS[key]
+        regime = assess(claim.preconditions, load_sweep_folder(tmp_path / "tiny" / claim.study), "tiny")
+        assert regime and all(r["inside"] for r in regime), (key, [r["runs"] for r in regime if not r["inside"]])
+        assert f"{key}: {rows[key]['verdict'].upper()}\n    regime:  inside (" in out
 
 
 @pytest.mark.parametrize("override, expected", [

@@ -30,12 +30,31 @@ def _cmd_run(args) -> int:
     return 0 if status.get("state") == "done" else 3
 
 
+def _regime_line(row) -> str:
+    """"inside (break_even_reached, maximum_inside)" or "OUTSIDE: break_even_reached (2 of 4 runs)"."""
+    regime = row.get("regime") or []
+    if not regime:
+        return "no precondition stated"
+    bad = [f"{r['key']} ({sum(not v['inside'] for v in r['runs'].values())} of {len(r['runs'])} runs)"
+           for r in regime if not r["inside"]]
+    return "OUTSIDE: " + ", ".join(bad) if bad else "inside (" + ", ".join(r["key"] for r in regime) + ")"
+
+
 def _verdict_table(rows) -> None:
+    from .reproduce import summary
+
     for r in rows:
         print(f"{r['claim']}: {r['verdict'].upper()}")
+        print(f"    {'regime:':7s} {_regime_line(r)}")
+        for p in r.get("regime") or []:
+            for run, v in p["runs"].items():
+                print(f"        {p['key']} {'ok ' if v['inside'] else 'NOT'} {run}: {v['measured']}")
         for label, key in (("ours", "ours"), ("paper", "paper"), ("why", "reason")):
             if r.get(key):
-                print(f"    {label + ':':6s} {r[key]}")
+                print(f"    {label + ':':7s} {r[key]}")
+    counts = summary(rows)
+    print(f"\n{counts['claims']} claims: {counts['holds']} hold, {counts['does not hold']} do not hold, "
+          f"{counts['out of regime']} out of regime, {counts['inconclusive']} inconclusive")
 
 
 def _cmd_demo(args) -> int:
@@ -43,11 +62,12 @@ def _cmd_demo(args) -> int:
 
     rows = run_demo(args.out, workers=args.workers, quiet=args.quiet)
     print("\nsgdscope demo: a few of the papers' claims at the tiny scale (MLP on scikit-learn digits, 2 learning rates "
-          "x 2 seeds), judged by the rules of `sgdscope reproduce`, as they came out:")
+          "x 2 seeds), each with its regime check and judged by the rules of `sgdscope reproduce`, as they came out:")
     _verdict_table(rows)
     studies = dict.fromkeys(r["study"] for r in rows)
     print(f"\nReports: {', '.join(str(Path(args.out) / 'tiny' / s / 'report.html') for s in studies)}. "
-          "The papers' regime is `sgdscope reproduce --scale cpu` (real data, minutes) or their own settings (GPU).")
+          "More claims on real data: `sgdscope reproduce --scale cpu` (minutes per paper); the papers' own settings: "
+          "`--scale paper` (GPU).")
     return 0
 
 
@@ -147,6 +167,8 @@ def _cmd_reproduce(args) -> int:
             scales = ", ".join(study.sweeps) if study.sweeps else "recorded"
             print(f"{c.key}\n    {c.paper}, {c.where}: {c.statement}\n    rule: {c.rule}\n    paper: {c.paper_numbers}"
                   f"\n    study: {c.study} ({scales}){'; figure: ' + c.figure if c.figure else ''}")
+            for p in c.preconditions:
+                print(f"    regime: {p.describe()}")
         return 0
     rows = reproduce(args.what, scale=args.scale, out=args.out, executor=args.executor, workers=args.workers,
                      quiet=args.quiet)

@@ -260,3 +260,35 @@ def describe(type_: str, name: str) -> str:
     """``"meaning [unit; source]"``, for labels and tables."""
     q = quantity(type_, name)
     return f"{q.meaning} [{q.unit}; {q.source}]"
+
+
+def metric(type_: str, name: str) -> str:
+    """``"TYPE/NAME"``, the form readers select a quantity by, checked against the vocabulary
+    (KeyError names the type's values)."""
+    quantity(type_, name)
+    return f"{type_}/{name}"
+
+
+# The metrics that figures and claims read, named once (readers import them from here).
+LAMBDA_H = metric("top_eigenvalues", "lambda_1")
+EIGENVALUES_H = metric("top_eigenvalues", "eigenvalues")
+LAMBDA_K = metric("gradient_noise", "lambda_1")
+RATIO_K = metric("gradient_noise", "ratio")
+TRACE_K = metric("gradient_noise", "trace")
+G_RATIO = metric("gradient_noise", "g_ratio")
+SPECTRUM_K = metric("gradient_noise", "spectrum")
+DELTA_L = metric("loss_change", "delta_loss")
+GAMMA_LAST = metric("bn_scale_norm", "last")
+STABILITY = metric("stability", "value")
+STABILITY_LAMBDA = metric("stability", "lambda_1")
+TRAIN_ACCURACY = metric("evaluation", "train_accuracy")
+VAL_ACCURACY = metric("evaluation", "val_accuracy")
+PROBS = metric("predictions", "probs")
+GRID_H, DENSITY_H = metric("spectral_density", "grid"), metric("spectral_density", "density")
+
+# The config keys that studies vary and figures group by ("section.name" of config.toml).
+LR, BATCH_SIZE, MOMENTUM, MODEL = "optimizer.lr", "train.batch_size", "optimizer.momentum", "model.name"
+
+__all__ += ["metric", "LAMBDA_H", "EIGENVALUES_H", "LAMBDA_K", "RATIO_K", "TRACE_K", "G_RATIO", "SPECTRUM_K", "DELTA_L",
+            "GAMMA_LAST", "STABILITY", "STABILITY_LAMBDA", "TRAIN_ACCURACY", "VAL_ACCURACY", "PROBS", "GRID_H", "DENSITY_H",
+            "LR", "BATCH_SIZE", "MOMENTUM", "MODEL"]

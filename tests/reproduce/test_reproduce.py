@@ -4,6 +4,8 @@ import math
 
 import pytest
 
+from sgdscope.reproduce import load_verdicts
+
 from sgdscope.cli import main
 from sgdscope.reproduce import CLAIMS, STUDIES, SCALES, VERDICTS
 from _study_points import study_points
@@ -19,7 +21,7 @@ def test_every_claim_names_a_study_with_every_scale_and_a_rule():
 def test_break_even_at_tiny_scale_end_to_end(tmp_path, capsys):
     assert main(["reproduce", "break_even", "--scale", "tiny", "--out", str(tmp_path), "--quiet"]) == 0
     printed = capsys.readouterr().out
-    rows = json.loads((tmp_path / "tiny" / "verdicts.json").read_text())
+    rows = load_verdicts(tmp_path / "tiny" / "verdicts.json")
     assert {r["claim"] for r in rows} == {k for k in CLAIMS if k.startswith("break_even.")}
     for r in rows:
         assert r["verdict"] in VERDICTS and r["claim"] in printed

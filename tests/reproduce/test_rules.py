@@ -31,7 +31,12 @@ def test_holds_when_every_seed_falls(tmp_path):
     frame = _sweep(tmp_path, {(0.01, 0): 3.3, (0.01, 1): 3.0, (0.1, 0): 0.7, (0.1, 1): 0.6})
     v = _verdict(frame)
     assert v.verdict == "holds" and "every seed" in v.reason
-    assert v.ours == "lr=0.01: 3.15 +- 0.212 (n=2); lr=0.1: 0.65 +- 0.0707 (n=2)"  # the first step's 100 left out
+    assert v.ours.startswith("lr=0.01: 3.15 +- 0.212 (n=2); lr=0.1: 0.65 +- 0.0707 (n=2); ")  # the first step's 100 out
+    # the effect: the mean at lr 0.1 over the mean at lr 0.01, each seed's own ratio, and the seeds that agree
+    e = v.numbers["effect"]
+    assert e["ratio"] == pytest.approx(0.65 / 3.15) and e["seed_min"] == pytest.approx(0.6 / 3.0)
+    assert e["seed_max"] == pytest.approx(0.7 / 3.3) and (e["seeds_agree"], e["seeds"]) == (2, 2)
+    assert "effect: lr=0.1 / lr=0.01 = x0.206 (seeds x0.2 to x0.212; 2 of 2 seeds move that way)" in v.ours
 
 
 def test_does_not_hold_when_every_seed_rises(tmp_path):
@@ -55,6 +60,13 @@ def test_the_break_even_claims_read_the_right_statistic(tmp_path):
     assert CLAIMS["break_even.conjecture2_ratio"].check(frame, "tiny").verdict == "holds"
 
 
-def test_a_verdict_is_one_of_three():
+def test_the_effect_counts_seeds_moving_against_the_means(tmp_path):
+    v = _verdict(_sweep(tmp_path, {(0.01, 0): 3.0, (0.01, 1): 0.5, (0.1, 0): 0.7, (0.1, 1): 0.9}))
+    e = v.numbers["effect"]  # means 1.75 -> 0.8 fall; seed 1 rises (0.5 -> 0.9)
+    assert e["ratio"] == pytest.approx(0.8 / 1.75) and (e["seeds_agree"], e["seeds"]) == (1, 2)
+    assert e["seed_max"] == pytest.approx(1.8)
+
+
+def test_a_verdict_is_one_of_four():
     with pytest.raises(ValueError, match="verdict must be one of"):
         Verdict("probably", "")

@@ -14,7 +14,7 @@ from .trajectory import Point, _NOWHERE, _clean, _point
 
 __all__ = ["TRAIN_ACCURACY", "accuracy_crossing", "value_at_accuracy"]
 
-TRAIN_ACCURACY = "evaluation/train_accuracy"
+from ..quantities import TRAIN_ACCURACY  # noqa: E402 (named once, in the vocabulary)
 
 
 def _first_reaching(traj, threshold: float) -> Point:

@@ -11,7 +11,7 @@ from . import sharpest, walk
 from . import noise
 from .claim import CLAIMS, SCALES, STUDIES, VERDICTS, Claim, Study, Verdict
 from .demo import run_demo
-from .runner import code_version, load_verdicts, reproduce, select
+from .runner import code_version, load_verdicts, reproduce, select, summary
 
-__all__ = ["reproduce", "run_demo", "select", "load_verdicts", "code_version", "CLAIMS", "STUDIES", "SCALES", "VERDICTS", "Claim",
+__all__ = ["reproduce", "run_demo", "select", "load_verdicts", "summary", "code_version", "CLAIMS", "STUDIES", "SCALES", "VERDICTS", "Claim",
            "Study", "Verdict"]

@@ -34,163 +34,208 @@ import math
 import numpy as np
 
 from ..analysis import compare, correlation_before_peak, moving_average, series
+from ..quantities import (BATCH_SIZE as BS, DELTA_L, G_RATIO, GAMMA_LAST as GAMMA, LAMBDA_H, LAMBDA_K, LR, MOMENTUM,
+                          RATIO_K as RATIO, STABILITY, STABILITY_LAMBDA, TRACE_K, TRAIN_ACCURACY)
 from .claim import Study, Verdict, claim, study
-from .rules import describe, every_finished_run, ordered, runs, unfinished
+from .regime import Precondition, RunRegime, peak_inside, probed_at_least, reaches, run_value, trajectory
+from .rules import after_epoch, after_step, describe, every_finished_run, ordered, ordering, runs, second_half, unfinished
 
-__all__ = []
+__all__ = ["BREAK_EVEN_REACHED", "BREAK_EVEN_PASSED", "ACCURACY_REACHED"]
 
-LAMBDA_K, LAMBDA_H, RATIO, TRACE_K = ("gradient_noise/lambda_1", "top_eigenvalues/lambda_1", "gradient_noise/ratio",
-                                      "gradient_noise/trace")
-G_RATIO, GAMMA, DELTA_L = "gradient_noise/g_ratio", "bn_scale_norm/last", "loss_change/delta_loss"
-LR, BS, MOMENTUM = "optimizer.lr", "train.batch_size", "optimizer.momentum"
+# --- the studies: one base per scale, each study its own changes to it ------------------------------------------
 
-_PROBES = {
-    "top_eigenvalues": {"k": 1, "every": 10},
-    "gradient_noise": {"num_batches": 25, "every": 10},
-    "loss_change": {"every": 10},
+_BASES = {
+    "tiny": {"data": {"name": "digits", "val_size": 200}, "model": {"name": "mlp", "widths": [64, 64]},
+             "measure": {"curvature_examples": 256, "eval_examples": 500}, "train": {"eval_examples": 200}},
+    "cpu": {"data": {"name": "fashion_mnist", "val_size": 5000, "normalize": False},
+            "model": {"name": "mlp", "widths": [300, 100]},
+            "measure": {"curvature_examples": 2560, "curvature_batch": 512, "eval_examples": 2000},
+            "train": {"eval_examples": 1000}},
+    "paper": {"data": {"name": "cifar10", "val_size": 5000, "augment": True}, "model": {"name": "simplecnn"},
+              "device": "cuda", "measure": {"curvature_examples": 2500, "curvature_batch": 500, "eval_examples": 5000}},
 }
-
-_TINY = {"data": {"name": "digits", "val_size": 200}, "model": {"name": "mlp", "widths": [64, 64]},
-         "measure": {"curvature_examples": 256}}
-_CPU = {"data": {"name": "fashion_mnist", "val_size": 5000, "normalize": False},
-        "model": {"name": "mlp", "widths": [300, 100]}, "measure": {"curvature_examples": 2560, "curvature_batch": 512}}
-_PAPER = {"data": {"name": "cifar10", "val_size": 5000, "augment": True}, "model": {"name": "simplecnn"},
-          "device": "cuda", "measure": {"curvature_examples": 2500, "curvature_batch": 500}}
+_SEEDS = {"tiny": [0, 1], "cpu": [0, 1, 2], "paper": [0, 1, 2]}
 
 
-def _every(n: int, probes=_PROBES) -> dict:
-    return {k: {**v, "every": n} for k, v in probes.items()}
+def _merge(base: dict, changes: dict) -> dict:
+    """``base`` with ``changes``: a section (a dict) is updated key by key, unless it names another thing
+    (another data set or model: its ``name`` differs) or is ``probes``; then, like anything else, replaced."""
+    out = dict(base)
+    for k, v in changes.items():
+        same = isinstance(v, dict) and isinstance(out.get(k), dict) and v.get("name", out[k].get("name")) == out[k].get("name")
+        out[k] = {**out[k], **v} if same and k != "probes" else v
+    return out
 
 
-LR_STUDY = study(Study("be_lr", "Break-Even", sweeps={
-    "tiny": {"config": {"name": "be-lr-tiny", "data": {"name": "digits", "val_size": 200},
-                        "model": {"name": "mlp", "widths": [64, 64]}, "optimizer": {"name": "sgd", "lr": 0.02},
-                        "train": {"epochs": 3, "batch_size": 32}, "measure": {"curvature_examples": 256},
-                        "probes": {k: {**v, "every": 5} for k, v in _PROBES.items()}},
-             "grid": {"optimizer.lr": [0.02, 0.2]}, "seeds": [0, 1]},
-    "cpu": {"config": {"name": "be-lr-cpu", "data": {"name": "fashion_mnist", "val_size": 5000, "normalize": False},
-                       "model": {"name": "mlp", "widths": [300, 100]}, "optimizer": {"name": "sgd", "lr": 0.01},
-                       "train": {"epochs": 2, "batch_size": 128},
-                       "measure": {"curvature_examples": 2560, "curvature_batch": 512},
-                       "probes": {k: {**v, "every": 25} for k, v in _PROBES.items()}},
-            "grid": {"optimizer.lr": [0.01, 0.1]}, "seeds": [0, 1]},
-    "paper": {"config": {"name": "be-lr-paper", "data": {"name": "cifar10", "val_size": 5000, "augment": True},
-                         "model": {"name": "simplecnn"}, "optimizer": {"name": "sgd", "lr": 0.01},
-                         "train": {"epochs": 200, "batch_size": 128}, "device": "cuda",
-                         "measure": {"curvature_examples": 2500, "curvature_batch": 500},
-                         "probes": {k: {**v, "every": 100} for k, v in _PROBES.items()}},
-              "grid": {"optimizer.lr": [0.001, 0.01, 0.1]}, "seeds": [0, 1, 2]},
-}))
+def _sweeps(name: str, scales: dict) -> dict:
+    """``{scale: {"config", "grid", "seeds"}}`` from each scale's ``(changes to the base, grid)``."""
+    return {scale: {"config": _merge(_BASES[scale], {"name": f"{name}-{scale}", **changes}), "grid": grid,
+                    "seeds": _SEEDS[scale]} for scale, (changes, grid) in scales.items()}
+
+
+def _probes(every: int | None = None, *, k_batch: int | None = None, spaced: int | None = None, **extra) -> dict:
+    """The Break-Even instruments on one schedule (``every`` steps, or ``spaced`` log-spaced steps and every
+    epoch's end): lambda_H^1, the K spectrum (25 mini-batches; of size ``k_batch``, else the training batch
+    size), Delta L, the stability quantity of Eq. 1 and the training accuracy; ``extra`` adds probes."""
+    when = {"every": every} if spaced is None else {"log_spaced": spaced, "epoch_end": True}
+    noise = {"num_batches": 25, **({"batch_size": k_batch} if k_batch else {})}
+    tables = {"top_eigenvalues": {"k": 1}, "gradient_noise": noise, "loss_change": {}, "stability": {},
+              "evaluation": {}, **extra}
+    return {kind: {**when, **args} for kind, args in tables.items()}
+
+
+LR_STUDY = study(Study("be_lr", "Break-Even", sweeps=_sweeps("be-lr", {
+    "tiny": ({"optimizer": {"name": "sgd", "lr": 0.12}, "train": {"epochs": 4, "batch_size": 32}, "probes": _probes(5)},
+             {LR: [0.12, 0.2]}),
+    "cpu": ({"optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 2, "batch_size": 128}, "probes": _probes(25)},
+            {LR: [0.01, 0.1]}),
+    "paper": ({"optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 200, "batch_size": 128},
+               "probes": _probes(100)}, {LR: [0.001, 0.01, 0.1]}),
+})))
 
 _AFTER = {"tiny": 5, "cpu": 25, "paper": 100}  # the first probed step is left out of the maxima
 
 
-def _ordered(frame, metric: str, key: str, *, falls: bool, what: str, stat: str = "max", **window) -> Verdict:
-    """``ordered`` on ``compare(frame, metric, stat, window, by=key)``, inconclusive where a run did not finish."""
-    table = compare(frame, metric, stat=stat, by=key, **window)
-    reason = unfinished(frame)
-    if reason:
-        return Verdict("inconclusive", describe(table, key), reason,
-                       {"key": key, "points": table[[key, "mean", "std", "n"]].to_dict("records")})
-    return ordered(table, key, falls=falls, what=what)
+# --- the regime (§3): the break-even point reached, the maxima inside the runs, the accuracy of §4.1 -----------------
+
+def _break_even(frame, scale, *, passed: bool = False) -> dict:
+    """Per run: the break-even point reached from a stable start; ``passed``: also a run unstable from its start on
+    (beyond the break-even point from the first probed step)."""
+    out = {}
+    for run in runs(frame):
+        lr, beta = run_value(frame, run, LR), run_value(frame, run, MOMENTUM, 0.0)
+        lam = trajectory(frame, run, STABILITY_LAMBDA)[["step", "value"]]
+        lhs = series(frame, STABILITY, run=run)[["step", "value"]] if len(lam) else lam  # NaN values kept
+        both = lam.merge(lhs, on="step", how="left", suffixes=("_lam", "_lhs")).dropna(subset=["value_lam"])
+        if not len(both) or math.isnan(lr):
+            out[run] = RunRegime(False, f"{STABILITY_LAMBDA} not recorded", {})
+            continue
+        lam_v, lhs_v = both["value_lam"].to_numpy(float), both["value_lhs"].to_numpy(float)
+        noise = lhs_v - (1 - lr * lam_v) ** 2  # s^2 eta^2 (N - S) / (S (N - 1)); NaN where s^2 was not measured
+        unmeasured = bool(np.isnan(noise).any())
+        # heavy-ball momentum beta: the edge of a quadratic is lambda = (2 + 2 beta) / eta, that of plain SGD at
+        # eta / (1 + beta); beta = 0 gives Eq. 1 as the stability probe stored it
+        edge = (1 - lr * lam_v / (1 + beta)) ** 2 + np.nan_to_num(noise) / (1 + beta) ** 2
+        steps = both["step"].to_numpy()
+        # the break-even point: the LHS reaching 1 from below, SGD stable at the first probed step (§3 takes training
+        # initialised where SGD is stable along e_H^1; a run unstable at its start is App. B's other case)
+        later = np.flatnonzero(edge >= 1) if edge[0] < 1 else np.array([], int)
+        i = int(np.argmax(edge))
+        top = float(lr * lam_v.max())
+        if len(later):
+            where = f"{edge[0]:.3g} at step {int(steps[0])}, reaches 1 at step {int(steps[later[0]])}"
+        elif edge[0] >= 1:
+            where = f"{edge[0]:.3g} >= 1 already at the first probed step {int(steps[0])}: unstable from the start"
+        else:
+            where = "stays below 1"
+        measured = (f"Eq. 1 LHS {where} (max {edge[i]:.3g} at step {int(steps[i])}); eta * max lambda_H^1 = {top:.3g}"
+                    + (f" (the heavy-ball edge is {2 + 2 * beta:g})" if beta else " (the full-batch edge is 2)")
+                    + ("; s^2 not measured at some steps: the noise term left out there" if unmeasured else ""))
+        inside = bool(len(later)) or (passed and edge[0] >= 1)
+        out[run] = RunRegime(inside, measured, {
+            "max_lhs": float(edge[i]), "eta_lambda": top, "first_lhs": float(edge[0]),
+            "break_even_step": int(steps[later[0]]) if len(later) else None})
+    return out
 
 
-@claim("break_even.conjecture1_lambda_k", paper="Break-Even", where="Conjecture 1, Fig. 4",
-       statement="the maximum of lambda_K^1 along the trajectory is smaller for a larger learning rate",
-       study="be_lr", figure="break_even.fig4",
-       rule="max of gradient_noise/lambda_1 after the first probed step falls strictly as optimizer.lr grows, for every "
-            "seed (all seeds the other way: does not hold; otherwise inconclusive)",
-       paper_numbers="SimpleCNN: max lambda_K^1 = 0.68 (lr 0.1) vs 3.30 (lr 0.01)")
-def conjecture1_lambda_k(frame, scale):
-    return _ordered(frame, LAMBDA_K, LR, falls=True, what="max lambda_K^1", after_step=_AFTER[scale])
+BREAK_EVEN_REACHED = Precondition(
+    "break_even_reached",
+    "§3: 'Assuming that real DNNs reach the break-even point', the point where the LHS of Eq. 1 first reaches 1 "
+    "(for S = N: lambda_H^1 = 2 / eta)",
+    "the LHS of Eq. 1, (1 - eta lambda_H^1)^2 + s^2 eta^2 (N - S) / (S (N - 1)) from the stability probe, is below 1 "
+    "at the first probed step (SGD stable along e_H^1 at the start, as §3 assumes) and reaches 1 at a later one (with "
+    "heavy-ball momentum beta, at eta / (1 + beta): the edge lambda_H^1 = (2 + 2 beta) / eta; where s^2 cannot be measured, batch norm in train mode, the noise term is left out, a sufficient test)",
+    "train longer or raise the learning rate", _break_even)
+
+ACCURACY = 0.6  # §4.1: the maxima are found "close to reaching 60% training accuracy on CIFAR-10" (10 classes here too)
+ACCURACY_REACHED = reaches(TRAIN_ACCURACY, ACCURACY, key="accuracy_reached", what="training accuracy",
+                           paper="§4.1: lambda_K^1 and lambda_H^1 'reach their highest values early in training, close to "
+                                 "reaching 60% training accuracy on CIFAR-10' (every study here has 10 classes)",
+                           remedy="train longer")
+BREAK_EVEN_PASSED = Precondition(
+    "break_even_passed",
+    "§4.3: the effects 'become visible after the break-even point'; SimpleCNN-BN is trained at eta up to 1.0, where SGD "
+    "can be unstable along e_H^1 from the start",
+    "the LHS of Eq. 1 (as for break_even_reached) >= 1 at some probed step: the break-even point reached, or training "
+    "beyond it (unstable along e_H^1) from its first probed step on",
+    "train longer or raise the learning rate", lambda frame, scale: _break_even(frame, scale, passed=True))
+
+_MAXIMA = "§3, Conjectures 1-2: the maxima along the trajectory, reached at the break-even point early in training"
 
 
-@claim("break_even.conjecture1_lambda_h", paper="Break-Even", where="Conjecture 1, Fig. 5",
-       statement="the maximum of lambda_H^1 along the trajectory is smaller for a larger learning rate",
-       study="be_lr", figure="break_even.fig4",
-       rule="max of top_eigenvalues/lambda_1 after the first probed step falls strictly as optimizer.lr grows, for every "
-            "seed (all seeds the other way: does not hold; otherwise inconclusive)",
-       paper_numbers="SimpleCNN: max lambda_H^1 = 26.27 (lr 0.1) vs 211.17 (lr 0.01)")
-def conjecture1_lambda_h(frame, scale):
-    return _ordered(frame, LAMBDA_H, LR, falls=True, what="max lambda_H^1", after_step=_AFTER[scale])
+def _regime(metric: str, what: str, **window) -> tuple:
+    """Conjectures 1-2: the break-even point reached, the training accuracy of §4.1 reached, and the maximum of
+    ``metric`` inside the run."""
+    return BREAK_EVEN_REACHED, ACCURACY_REACHED, peak_inside(metric, what=what, paper=_MAXIMA, key="maximum_inside",
+                                                            **window)
 
 
-@claim("break_even.conjecture2_ratio", paper="Break-Even", where="Conjecture 2, Fig. 4",
-       statement="the maximum of lambda_K^*/lambda_K^1 along the trajectory is larger for a larger learning rate",
-       study="be_lr", figure="break_even.fig4",
-       rule="max of gradient_noise/ratio after the first probed step rises strictly as optimizer.lr grows, for every seed "
-            "(the early transient at initialisation excluded; all seeds the other way: does not hold)",
-       paper_numbers="SimpleCNN: max lambda_K^*/lambda_K^1 = 0.37 (lr 0.1) vs 0.24 (lr 0.01)")
-def conjecture2_ratio(frame, scale):
-    return _ordered(frame, RATIO, LR, falls=False, what="max lambda_K^*/lambda_K^1", after_step=_AFTER[scale])
+claim("break_even.conjecture1_lambda_k", paper="Break-Even", where="Conjecture 1, Fig. 4",
+      statement="the maximum of lambda_K^1 along the trajectory is smaller for a larger learning rate",
+      study="be_lr", figure="break_even.fig4",
+      rule=ordering(LAMBDA_K, LR, falls=True, what="max lambda_K^1", window=after_step(_AFTER)),
+      preconditions=_regime(LAMBDA_K, "lambda_K^1", after_step=_AFTER),
+      paper_numbers="SimpleCNN: max lambda_K^1 = 0.68 (lr 0.1) vs 3.30 (lr 0.01)")
+
+claim("break_even.conjecture1_lambda_h", paper="Break-Even", where="Conjecture 1, Fig. 5",
+      statement="the maximum of lambda_H^1 along the trajectory is smaller for a larger learning rate",
+      study="be_lr", figure="break_even.fig4",
+      rule=ordering(LAMBDA_H, LR, falls=True, what="max lambda_H^1", window=after_step(_AFTER)),
+      preconditions=_regime(LAMBDA_H, "lambda_H^1", after_step=_AFTER),
+      paper_numbers="SimpleCNN: max lambda_H^1 = 26.27 (lr 0.1) vs 211.17 (lr 0.01)")
+
+claim("break_even.conjecture2_ratio", paper="Break-Even", where="Conjecture 2, Fig. 4",
+      statement="the maximum of lambda_K^*/lambda_K^1 along the trajectory is larger for a larger learning rate",
+      study="be_lr", figure="break_even.fig4",
+      rule=ordering(RATIO, LR, falls=False, what="max lambda_K^*/lambda_K^1", window=after_step(_AFTER)),
+      preconditions=_regime(RATIO, "lambda_K^*/lambda_K^1", after_step=_AFTER),
+      paper_numbers="SimpleCNN: max lambda_K^*/lambda_K^1 = 0.37 (lr 0.1) vs 0.24 (lr 0.01)")
 
 
 # --- Conjectures 1 and 2 over the batch size (§4.2, Fig. 4-5) ----------------------------------------------------
 
-_BS_PROBES = {"top_eigenvalues": {"k": 1}, "gradient_noise": {"num_batches": 25, "batch_size": 128}}  # K at M = 128
-
-
-def _spaced(num: int, probes: dict) -> dict:
-    return {k: {**v, "log_spaced": num, "epoch_end": True} for k, v in probes.items()}
-
-
-BS_STUDY = study(Study("be_bs", "Break-Even", sweeps={
-    "tiny": {"config": {**_TINY, "name": "be-bs-tiny", "optimizer": {"name": "sgd", "lr": 0.05},
-                        "train": {"epochs": 3, "batch_size": 100}, "probes": _spaced(20, _BS_PROBES)},
-             "grid": {BS: [10, 100]}, "seeds": [0, 1]},
-    "cpu": {"config": {**_CPU, "name": "be-bs-cpu", "optimizer": {"name": "sgd", "lr": 0.05},
-                       "train": {"epochs": 2, "batch_size": 100}, "probes": _spaced(40, _BS_PROBES)},
-            "grid": {BS: [10, 100]}, "seeds": [0, 1]},
-    "paper": {"config": {**_PAPER, "name": "be-bs-paper", "optimizer": {"name": "sgd", "lr": 0.05},
-                         "train": {"epochs": 200, "batch_size": 100}, "probes": _spaced(60, _BS_PROBES)},
-              "grid": {BS: [10, 100]}, "seeds": [0, 1, 2]},
-}))
+BS_STUDY = study(Study("be_bs", "Break-Even", sweeps=_sweeps("be-bs", {  # K at M = 128 (§4.2)
+    "tiny": ({"optimizer": {"name": "sgd", "lr": 0.15}, "train": {"epochs": 6, "batch_size": 100},
+              "probes": _probes(spaced=20, k_batch=128)}, {BS: [10, 100]}),
+    "cpu": ({"optimizer": {"name": "sgd", "lr": 0.05}, "train": {"epochs": 2, "batch_size": 100},
+             "probes": _probes(spaced=40, k_batch=128)}, {BS: [10, 100]}),
+    "paper": ({"optimizer": {"name": "sgd", "lr": 0.05}, "train": {"epochs": 200, "batch_size": 100},
+               "probes": _probes(spaced=60, k_batch=128)}, {BS: [10, 100]}),
+})))
 
 _AFTER_EPOCH = 0.1  # over the batch size: the first 0.1 epoch (the same examples seen at every S) is left out
+_BS_WINDOW = after_epoch(_AFTER_EPOCH)
 
+claim("break_even.conjecture1_bs_lambda_k", paper="Break-Even", where="Conjecture 1, Fig. 4 (batch size)",
+      statement="the maximum of lambda_K^1 along the trajectory is smaller for a smaller batch size (K measured at "
+                "M = 128 for every batch size)",
+      study="be_bs", figure="break_even.fig5",
+      rule=ordering(LAMBDA_K, BS, falls=False, what="max lambda_K^1", window=_BS_WINDOW),
+      preconditions=_regime(LAMBDA_K, "lambda_K^1", after_epoch=_AFTER_EPOCH),
+      paper_numbers="SimpleCNN, lr 0.05: no number in the text; Fig. 4: 'using a higher S in SGD leads to reaching a "
+                    "higher maximum value of lambda_K^1'")
 
-@claim("break_even.conjecture1_bs_lambda_k", paper="Break-Even", where="Conjecture 1, Fig. 4 (batch size)",
-       statement="the maximum of lambda_K^1 along the trajectory is smaller for a smaller batch size (K measured at "
-                 "M = 128 for every batch size)",
-       study="be_bs", figure="break_even.fig5",
-       rule="max of gradient_noise/lambda_1 (M = 128) after the first 0.1 epoch rises strictly as train.batch_size grows, "
-            "for every seed (all seeds the other way: does not hold; a run that did not finish or seeds that disagree: "
-            "inconclusive)",
-       paper_numbers="SimpleCNN, lr 0.05: no number in the text; Fig. 4: 'using a higher S in SGD leads to reaching a "
-                     "higher maximum value of lambda_K^1'")
-def conjecture1_bs_lambda_k(frame, scale):
-    return _ordered(frame, LAMBDA_K, BS, falls=False, what="max lambda_K^1", after_epoch=_AFTER_EPOCH)
+claim("break_even.conjecture1_bs_lambda_h", paper="Break-Even", where="Conjecture 1, Fig. 5 (batch size)",
+      statement="the maximum of lambda_H^1 along the trajectory is smaller for a smaller batch size",
+      study="be_bs", figure="break_even.fig5",
+      rule=ordering(LAMBDA_H, BS, falls=False, what="max lambda_H^1", window=_BS_WINDOW),
+      preconditions=_regime(LAMBDA_H, "lambda_H^1", after_epoch=_AFTER_EPOCH),
+      paper_numbers="SimpleCNN and ResNet-32: no number in the text; Fig. 5 (right): 'using a larger S coincides with a "
+                    "larger maximum value of lambda_H^1'")
 
+claim("break_even.conjecture2_bs_ratio", paper="Break-Even", where="Conjecture 2, Fig. 4 (batch size)",
+      statement="the maximum of lambda_K^*/lambda_K^1 along the trajectory is larger for a smaller batch size",
+      study="be_bs", figure="break_even.fig5",
+      rule=ordering(RATIO, BS, falls=True, what="max lambda_K^*/lambda_K^1", window=_BS_WINDOW),
+      preconditions=_regime(RATIO, "lambda_K^*/lambda_K^1", after_epoch=_AFTER_EPOCH),
+      paper_numbers="SimpleCNN, lr 0.05: no number in the text; Fig. 4: lower S, larger maximum lambda_K^*/lambda_K^1")
 
-@claim("break_even.conjecture1_bs_lambda_h", paper="Break-Even", where="Conjecture 1, Fig. 5 (batch size)",
-       statement="the maximum of lambda_H^1 along the trajectory is smaller for a smaller batch size",
-       study="be_bs", figure="break_even.fig5",
-       rule="max of top_eigenvalues/lambda_1 after the first 0.1 epoch rises strictly as train.batch_size grows, for every "
-            "seed (all seeds the other way: does not hold; otherwise inconclusive)",
-       paper_numbers="SimpleCNN and ResNet-32: no number in the text; Fig. 5 (right): 'using a larger S coincides with a "
-                     "larger maximum value of lambda_H^1'")
-def conjecture1_bs_lambda_h(frame, scale):
-    return _ordered(frame, LAMBDA_H, BS, falls=False, what="max lambda_H^1", after_epoch=_AFTER_EPOCH)
-
-
-@claim("break_even.conjecture2_bs_ratio", paper="Break-Even", where="Conjecture 2, Fig. 4 (batch size)",
-       statement="the maximum of lambda_K^*/lambda_K^1 along the trajectory is larger for a smaller batch size",
-       study="be_bs", figure="break_even.fig5",
-       rule="max of gradient_noise/ratio (M = 128) after the first 0.1 epoch falls strictly as train.batch_size grows, for "
-            "every seed (all seeds the other way: does not hold; otherwise inconclusive)",
-       paper_numbers="SimpleCNN, lr 0.05: no number in the text; Fig. 4: lower S, larger maximum lambda_K^*/lambda_K^1")
-def conjecture2_bs_ratio(frame, scale):
-    return _ordered(frame, RATIO, BS, falls=True, what="max lambda_K^*/lambda_K^1", after_epoch=_AFTER_EPOCH)
-
-
-@claim("break_even.conjecture2_bs_trace", paper="Break-Even", where="Conjecture 2, §4.2 ('a counter-intuitive effect')",
-       statement="the maximum of Tr K is smaller for a smaller batch size, with K measured at M = 128 for every batch size",
-       study="be_bs", figure="break_even.app_e",
-       rule="max of gradient_noise/trace (Tr K^M, M = 128) after the first 0.1 epoch rises strictly as train.batch_size "
-            "grows, for every seed (all seeds the other way: does not hold; otherwise inconclusive)",
-       paper_numbers="SimpleCNN: max Tr K = 5.56 (S = 10) vs 10.86 (S = 100)")
-def conjecture2_bs_trace(frame, scale):
-    return _ordered(frame, TRACE_K, BS, falls=False, what="max Tr K", after_epoch=_AFTER_EPOCH)
+claim("break_even.conjecture2_bs_trace", paper="Break-Even", where="Conjecture 2, §4.2 ('a counter-intuitive effect')",
+      statement="the maximum of Tr K is smaller for a smaller batch size, with K measured at M = 128 for every batch size",
+      study="be_bs", figure="break_even.app_e",
+      rule=ordering(TRACE_K, BS, falls=False, what="max Tr K", window=_BS_WINDOW),
+      preconditions=_regime(TRACE_K, "Tr K", after_epoch=_AFTER_EPOCH),
+      paper_numbers="SimpleCNN: max Tr K = 5.56 (S = 10) vs 10.86 (S = 100)")
 
 
 # --- Fig. 2: the early phase (§4.1), on the learning-rate runs ----------------------------------------------------
@@ -210,7 +255,10 @@ _TOLERANCE = 3  # "near" the peak: within this many probed steps
             f"holds if r > {_R} in every run; does not hold if r <= {_R} in every run; inconclusive if the runs disagree, "
             f"a run has fewer than {_MIN_BEFORE_PEAK} probed steps up to the peak, or a run did not finish",
        paper_numbers="no number in the text; §4.1: 'lambda_K^1 and lambda_H^1 increase approximately proportionally to "
-                     "each other' (SimpleCNN, CIFAR-10, eta = 0.01 and 0.001, 5 seeds)")
+                     "each other' (SimpleCNN, CIFAR-10, eta = 0.01 and 0.001, 5 seeds)",
+       preconditions=(BREAK_EVEN_REACHED, peak_inside(LAMBDA_H, what="lambda_H^1", key="maximum_inside",
+                                                      paper="§4.1: 'at least prior to reaching the break-even point', "
+                                                            "up to the highest value of lambda_H^1")))
 def fig2_correlation(frame, scale):
     results, numbers = {}, {}
     for run in runs(frame):
@@ -264,7 +312,9 @@ def _first_negative_near_peak(frame, run: str):
             f"its maximum at its last probed step (the peak not reached before the run ended), has fewer than "
             f"{2 * _TOLERANCE + 2} probed steps, or did not finish",
        paper_numbers="no number in the text; §4.1: 'training becomes increasingly unstable (Delta L starts to take "
-                     "negative values) as lambda_K^1 reaches the maximum value' (SimpleCNN, eta = 0.01 and 0.001)")
+                     "negative values) as lambda_K^1 reaches the maximum value' (SimpleCNN, eta = 0.01 and 0.001)",
+       preconditions=(BREAK_EVEN_REACHED, peak_inside(LAMBDA_K, what="lambda_K^1", key="maximum_inside",
+                                                      paper="§4.1: 'as lambda_K^1 reaches the maximum value'")))
 def fig2_instability(frame, scale):
     results, numbers = {}, {}
     for run in runs(frame):
@@ -276,79 +326,69 @@ def fig2_instability(frame, scale):
 
 # --- App. F: momentum --------------------------------------------------------------------------------------------
 
-_K_ONLY = {"gradient_noise": _PROBES["gradient_noise"]}  # Fig. 20: lambda_K^1, lambda_K^*/lambda_K^1, Tr K
+MOMENTUM_STUDY = study(Study("be_momentum", "Break-Even", sweeps=_sweeps("be-momentum", {  # Fig. 20: the K spectrum
+    "tiny": ({"optimizer": {"name": "sgd", "lr": 0.15}, "train": {"epochs": 4, "batch_size": 32}, "probes": _probes(5)},
+             {MOMENTUM: [0.1, 0.9]}),
+    "cpu": ({"optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 2, "batch_size": 128}, "probes": _probes(25)},
+            {MOMENTUM: [0.1, 0.5, 0.9]}),
+    "paper": ({"optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 200, "batch_size": 128},
+               "probes": _probes(100)}, {MOMENTUM: [0.1, 0.5, 0.9]}),
+})))
 
-MOMENTUM_STUDY = study(Study("be_momentum", "Break-Even", sweeps={
-    "tiny": {"config": {**_TINY, "name": "be-momentum-tiny", "optimizer": {"name": "sgd", "lr": 0.02},
-                        "train": {"epochs": 3, "batch_size": 32}, "probes": _every(5, _K_ONLY)},
-             "grid": {MOMENTUM: [0.1, 0.9]}, "seeds": [0, 1]},
-    "cpu": {"config": {**_CPU, "name": "be-momentum-cpu", "optimizer": {"name": "sgd", "lr": 0.01},
-                       "train": {"epochs": 2, "batch_size": 128}, "probes": _every(25, _K_ONLY)},
-            "grid": {MOMENTUM: [0.1, 0.5, 0.9]}, "seeds": [0, 1]},
-    "paper": {"config": {**_PAPER, "name": "be-momentum-paper", "optimizer": {"name": "sgd", "lr": 0.01},
-                         "train": {"epochs": 200, "batch_size": 128}, "probes": _every(100, _K_ONLY)},
-              "grid": {MOMENTUM: [0.1, 0.5, 0.9]}, "seeds": [0, 1, 2]},
-}))
+claim("break_even.momentum_lambda_k", paper="Break-Even", where="App. F, Fig. 20",
+      statement="a higher momentum acts like a higher learning rate: the maximum of lambda_K^1 along the trajectory is "
+                "smaller for a larger momentum",
+      study="be_momentum", figure="break_even.fig4",
+      rule=ordering(LAMBDA_K, MOMENTUM, falls=True, what="max lambda_K^1", window=after_step(_AFTER)),
+      preconditions=_regime(LAMBDA_K, "lambda_K^1", after_step=_AFTER),
+      paper_numbers="SimpleCNN, beta = 0.1 / 0.5 / 0.9: no number in the text; App. F: 'using a higher momentum has an "
+                    "analogous effect to using a higher learning rate'")
 
-
-@claim("break_even.momentum_lambda_k", paper="Break-Even", where="App. F, Fig. 20",
-       statement="a higher momentum acts like a higher learning rate: the maximum of lambda_K^1 along the trajectory is "
-                 "smaller for a larger momentum",
-       study="be_momentum", figure="break_even.fig4",
-       rule="max of gradient_noise/lambda_1 after the first probed step falls strictly as optimizer.momentum grows, for "
-            "every seed (all seeds the other way: does not hold; otherwise inconclusive)",
-       paper_numbers="SimpleCNN, beta = 0.1 / 0.5 / 0.9: no number in the text; App. F: 'using a higher momentum has an "
-                     "analogous effect to using a higher learning rate'")
-def momentum_lambda_k(frame, scale):
-    return _ordered(frame, LAMBDA_K, MOMENTUM, falls=True, what="max lambda_K^1", after_step=_AFTER[scale])
-
-
-@claim("break_even.momentum_ratio", paper="Break-Even", where="App. F, Fig. 20",
-       statement="a higher momentum acts like a higher learning rate: the maximum of lambda_K^*/lambda_K^1 is larger for "
-                 "a larger momentum",
-       study="be_momentum", figure="break_even.fig4",
-       rule="max of gradient_noise/ratio after the first probed step rises strictly as optimizer.momentum grows, for every "
-            "seed (all seeds the other way: does not hold; otherwise inconclusive)",
-       paper_numbers="SimpleCNN, beta = 0.1 / 0.5 / 0.9: no number in the text; App. F: 'Conjecture 1 and Conjecture 2 "
-                     "generalize to momentum'")
-def momentum_ratio(frame, scale):
-    return _ordered(frame, RATIO, MOMENTUM, falls=False, what="max lambda_K^*/lambda_K^1", after_step=_AFTER[scale])
+claim("break_even.momentum_ratio", paper="Break-Even", where="App. F, Fig. 20",
+      statement="a higher momentum acts like a higher learning rate: the maximum of lambda_K^*/lambda_K^1 is larger for "
+                "a larger momentum",
+      study="be_momentum", figure="break_even.fig4",
+      rule=ordering(RATIO, MOMENTUM, falls=False, what="max lambda_K^*/lambda_K^1", window=after_step(_AFTER)),
+      preconditions=_regime(RATIO, "lambda_K^*/lambda_K^1", after_step=_AFTER),
+      paper_numbers="SimpleCNN, beta = 0.1 / 0.5 / 0.9: no number in the text; App. F: 'Conjecture 1 and Conjecture 2 "
+                    "generalize to momentum'")
 
 
 # --- §4.3: batch normalisation ----------------------------------------------------------------------------------
 
-_BN_PROBES = {"gradient_noise": {"num_batches": 25, "k": 5}, "bn_scale_norm": {}}  # k = 5: ||g|| / ||g_5||
+_BN = {"measure": {"bn_mode": "train"}}  # curvature and K with each batch's own statistics (§4.3)
 
-BN_STUDY = study(Study("be_bn", "Break-Even", sweeps={
-    "tiny": {"config": {**_TINY, "name": "be-bn-tiny", "model": {"name": "simplecnn_bn", "filters": 8, "dense": 32},
-                        "optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 3, "batch_size": 32},
-                        "measure": {"curvature_examples": 256, "bn_mode": "train"},
-                        "probes": {"gradient_noise": {**_BN_PROBES["gradient_noise"], "every": 5},
-                                   "bn_scale_norm": {"every": 1}}},
-             "grid": {LR: [0.01, 1.0]}, "seeds": [0, 1]},
-    "cpu": {"config": {"name": "be-bn-cpu", "data": {"name": "cifar10", "val_size": 1000, "subset": 5000},
-                       "model": {"name": "simplecnn_bn"}, "optimizer": {"name": "sgd", "lr": 0.01},
-                       "train": {"epochs": 3, "batch_size": 128, "eval_examples": 500},
-                       "measure": {"curvature_examples": 256, "curvature_batch": 128, "eval_examples": 500,
-                                   "test_examples": 200, "bn_mode": "train"},
-                       "probes": {"gradient_noise": {**_BN_PROBES["gradient_noise"], "every": 10},
-                                  "bn_scale_norm": {"every": 1}}},
-            "grid": {LR: [0.001, 0.01, 0.1, 1.0]}, "seeds": [0, 1]},
-    "paper": {"config": {**_PAPER, "name": "be-bn-paper", "data": {"name": "cifar10", "val_size": 5000},
-                         "model": {"name": "simplecnn_bn"}, "optimizer": {"name": "sgd", "lr": 0.1},
-                         "train": {"epochs": 200, "batch_size": 128},
-                         "measure": {"curvature_examples": 2500, "curvature_batch": 500, "bn_mode": "train"},
-                         "probes": {k: {**v, "log_spaced": 60, "every": 1000} for k, v in _BN_PROBES.items()}},
-              "grid": {LR: [0.001, 0.01, 0.1, 1.0]}, "seeds": [0, 1, 2]},
-}))
+BN_STUDY = study(Study("be_bn", "Break-Even", sweeps=_sweeps("be-bn", {
+    "tiny": ({"model": {"name": "simplecnn_bn", "filters": 8, "dense": 32}, "optimizer": {"name": "sgd", "lr": 0.01},
+              "train": {"epochs": 3, "batch_size": 32}, "measure": {"curvature_examples": 256, "bn_mode": "train"},
+              "probes": _probes(5, bn_scale_norm={"every": 1})}, {LR: [0.01, 1.0]}),
+    "cpu": ({"data": {"name": "cifar10", "val_size": 1000, "subset": 5000}, "model": {"name": "simplecnn_bn"},
+             "optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 3, "batch_size": 128, "eval_examples": 500},
+             "measure": {"curvature_examples": 256, "curvature_batch": 128, "eval_examples": 500, "test_examples": 200,
+                         "bn_mode": "train"},
+             "probes": _probes(10, bn_scale_norm={"every": 1})}, {LR: [0.001, 0.01, 0.1, 1.0]}),
+    "paper": ({"data": {"name": "cifar10", "val_size": 5000}, "model": {"name": "simplecnn_bn"},
+               "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": 200, "batch_size": 128}, **_BN,
+               "probes": _probes(spaced=60, bn_scale_norm={})}, {LR: [0.001, 0.01, 0.1, 1.0]}),
+})))
+for _plan in BN_STUDY.sweeps.values():  # ||g|| / ||g_5||: the top 5 directions of K
+    _plan["config"]["probes"]["gradient_noise"]["k"] = 5
 
 _EARLY_EPOCHS = 1.0  # "initially" (§4.3): the first epoch
+_EARLY_PROBES = 5  # probed steps of ||gamma|| the first epoch needs
 
 
-def _late(frame):
-    """The rows of the second half of the epochs (``train.epochs`` / 2 on), per the study's config."""
-    half = float(frame["train.epochs"].max()) / 2
-    return {"after_epoch": half}
+def _first_epoch(traj):
+    """The last probed step of the first epoch."""
+    early = traj[traj["epoch"] <= _EARLY_EPOCHS + 1e-9]
+    return int(early["step"].max()) if len(early) else -1
+
+
+EARLY_PROBED = probed_at_least(GAMMA, _EARLY_PROBES, key="early_phase_probed", before=_first_epoch,
+                               what="probed steps in the first epoch",
+                               paper="§4.3: 'eta = 1.0 and eta = 0.1 initially decrease the value of ||gamma||'",
+                               remedy="probe bn_scale_norm more often")
+_ENDS = (BREAK_EVEN_PASSED, ACCURACY_REACHED)  # "ends in a region": past the break-even point, trained to §4.1's accuracy
 
 
 @claim("break_even.bn_gamma", paper="Break-Even", where="§4.3, Fig. 7 (bottom)",
@@ -359,7 +399,7 @@ def _late(frame):
             "every seed (all seeds the other way: does not hold; a run that did not finish or seeds that disagree: "
             "inconclusive)",
        paper_numbers="no number in the text; Fig. 7 (bottom): ||gamma|| goes down at first for eta = 1.0 and 0.1, not for "
-                     "0.01 and 0.001")
+                     "0.01 and 0.001", preconditions=(EARLY_PROBED,))
 def bn_gamma(frame, scale):
     early = frame[frame["epoch"] <= _EARLY_EPOCHS + 1e-9]
     table = compare(early, GAMMA, stat="min", by=LR)
@@ -369,27 +409,21 @@ def bn_gamma(frame, scale):
     return ordered(table, LR, falls=True, what="early min ||gamma||")
 
 
-@claim("break_even.bn_ratio", paper="Break-Even", where="§4.3, Fig. 7",
-       statement="SimpleCNN-BN trained with a small learning rate ends in a worse-conditioned region: lambda_K^*/lambda_K^1 "
-                 "is smaller than with a large learning rate",
-       study="be_bn", figure="break_even.fig7",
-       rule="mean of gradient_noise/ratio over the probed steps of the second half of the epochs rises strictly as "
-            "optimizer.lr grows, for every seed (all seeds the other way: does not hold; otherwise inconclusive)",
-       paper_numbers="lambda_K^*/lambda_K^1 reaches 0.343 (SimpleCNN-BN, eta = 0.001) vs 0.24 (SimpleCNN, eta = 0.01); "
-                     "'using a large learning rate is necessary to observe the effect of loss smoothing' (eta = 1.0)")
-def bn_ratio(frame, scale):
-    return _ordered(frame, RATIO, LR, falls=False, what="late mean lambda_K^*/lambda_K^1", stat="mean", **_late(frame))
+claim("break_even.bn_ratio", paper="Break-Even", where="§4.3, Fig. 7",
+      statement="SimpleCNN-BN trained with a small learning rate ends in a worse-conditioned region: lambda_K^*/lambda_K^1 "
+                "is smaller than with a large learning rate",
+      study="be_bn", figure="break_even.fig7",
+      rule=ordering(RATIO, LR, falls=False, what="late mean lambda_K^*/lambda_K^1", stat="mean", window=second_half()),
+      preconditions=_ENDS,
+      paper_numbers="lambda_K^*/lambda_K^1 reaches 0.343 (SimpleCNN-BN, eta = 0.001) vs 0.24 (SimpleCNN, eta = 0.01); "
+                    "'using a large learning rate is necessary to observe the effect of loss smoothing' (eta = 1.0)")
 
-
-@claim("break_even.bn_g_ratio", paper="Break-Even", where="§4.3, Fig. 7",
-       statement="SimpleCNN-BN trained with a small learning rate ends with the mini-batch gradient more contained in the "
-                 "top-5 eigenvectors of K (||g||/||g_5|| closer to 1: worse conditioned) than with a large learning rate",
-       study="be_bn", figure="break_even.fig7",
-       rule="mean of gradient_noise/g_ratio (||g||/||g_5||, k = 5) over the probed steps of the second half of the epochs "
-            "rises strictly as optimizer.lr grows, for every seed (all seeds the other way: does not hold; otherwise "
-            "inconclusive)",
-       paper_numbers="max (min) ||g||/||g_5|| = 1.90 (1.37) for SimpleCNN-BN at eta = 0.001 and 2.02 (1.09) for SimpleCNN "
-                     "at eta = 0.01; 'a value close to 1 implies that the mini-batch gradient is mostly contained in the "
-                     "subspace spanned by the top 5 eigenvectors of K'")
-def bn_g_ratio(frame, scale):
-    return _ordered(frame, G_RATIO, LR, falls=False, what="late mean ||g||/||g_5||", stat="mean", **_late(frame))
+claim("break_even.bn_g_ratio", paper="Break-Even", where="§4.3, Fig. 7",
+      statement="SimpleCNN-BN trained with a small learning rate ends with the mini-batch gradient more contained in the "
+                "top-5 eigenvectors of K (||g||/||g_5|| closer to 1: worse conditioned) than with a large learning rate",
+      study="be_bn", figure="break_even.fig7",
+      rule=ordering(G_RATIO, LR, falls=False, what="late mean ||g||/||g_5||", stat="mean", window=second_half()),
+      preconditions=_ENDS,
+      paper_numbers="max (min) ||g||/||g_5|| = 1.90 (1.37) for SimpleCNN-BN at eta = 0.001 and 2.02 (1.09) for SimpleCNN "
+                    "at eta = 0.01; 'a value close to 1 implies that the mini-batch gradient is mostly contained in the "
+                    "subspace spanned by the top 5 eigenvectors of K'")

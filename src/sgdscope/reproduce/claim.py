@@ -6,7 +6,13 @@ at each scale, ``tiny`` (seconds, for CI), ``cpu`` (real data, minutes on a 2-co
 itself (the toy experiments). A :class:`Claim` names its study, the statement, the rule written
 out before any result is seen, the paper's own numbers, the figure that shows it, and ``check``,
 which reads the study's runs and returns a :class:`Verdict`: ``holds``, ``does not hold`` or
-``inconclusive`` with the reason, always with our numbers beside the paper's.
+``inconclusive`` with the reason, always with our numbers beside the paper's. A claim also names
+its ``preconditions`` (:mod:`.regime`): the regime the paper states it about, checked on the runs'
+own measurements before the rule; a claim with a run outside it is ``out of regime``.
+
+``rule`` is either the rule's sentence (with ``check`` the decorated function) or a :class:`Rule`
+built by a constructor of :mod:`.rules` from the metric, key, direction and window, which writes
+the sentence and the check from the same arguments.
 """
 from __future__ import annotations
 
@@ -14,10 +20,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
-__all__ = ["SCALES", "VERDICTS", "Study", "Claim", "Verdict", "STUDIES", "CLAIMS", "study", "claim"]
+__all__ = ["SCALES", "VERDICTS", "Study", "Claim", "Verdict", "Rule", "STUDIES", "CLAIMS", "study", "claim"]
 
 SCALES = ("tiny", "cpu", "paper")
-VERDICTS = ("holds", "does not hold", "inconclusive")
+VERDICTS = ("holds", "does not hold", "out of regime", "inconclusive")
 
 
 @dataclass(frozen=True)
@@ -51,6 +57,15 @@ class Verdict:
 
 
 @dataclass(frozen=True)
+class Rule:
+    """A verdict rule as data: ``text`` (the sentence shown in ``--list``, the report and the docs)
+    and ``check(frame, scale) -> Verdict``, both made by one constructor from the same arguments."""
+
+    text: str
+    check: Callable
+
+
+@dataclass(frozen=True)
 class Claim:
     key: str  # "break_even.conjecture1_lr"
     paper: str  # "Break-Even"
@@ -61,6 +76,7 @@ class Claim:
     paper_numbers: str  # the paper's own numbers
     check: Callable  # (sweep frame, scale) -> Verdict
     figure: str | None = None  # the viz figure that shows it
+    preconditions: tuple = ()  # the regime (regime.Precondition), checked before the rule
 
 
 STUDIES: dict[str, Study] = {}
@@ -75,14 +91,19 @@ def study(s: Study) -> Study:
     return s
 
 
-def claim(key: str, *, paper: str, statement: str, where: str, study: str, rule: str, paper_numbers: str,
-          figure: str | None = None):
-    """Register ``check(frame, scale) -> Verdict`` as the claim ``key``."""
+def claim(key: str, *, paper: str, statement: str, where: str, study: str, rule: str | Rule, paper_numbers: str,
+          figure: str | None = None, preconditions=()):
+    """Register the claim ``key``. With ``rule`` a :class:`Rule`, at once (returns the Claim);
+    with ``rule`` a sentence, returns a decorator that registers ``check(frame, scale) -> Verdict``."""
 
     def register(check):
         if key in CLAIMS:
             raise ValueError(f"claim {key!r} is registered twice")
-        CLAIMS[key] = Claim(key, paper, statement, where, study, rule, paper_numbers, check, figure)
+        text = rule.text if isinstance(rule, Rule) else rule
+        CLAIMS[key] = Claim(key, paper, statement, where, study, text, paper_numbers, check, figure, tuple(preconditions))
         return check
 
+    if isinstance(rule, Rule):
+        register(rule.check)
+        return CLAIMS[key]
     return register

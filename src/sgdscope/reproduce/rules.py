@@ -1,14 +1,25 @@
 """Verdict rules shared by the claims: orderings over a grid with seeds, and the reasons a rule
 cannot decide. Each takes the table of :func:`sgdscope.analysis.compare` (one row per grid point:
 the key, mean, std, n, and each seed's value) and is stated before any result is seen.
+
+:func:`ordering` is the rule shape "a statistic of a metric over a window rises (falls) with a grid
+key" as data: it writes the rule's sentence and its check from the same arguments (a
+:class:`~.claim.Rule`), with a :class:`Window` (:func:`after_step`, :func:`after_epoch`,
+:func:`second_half`, :func:`last_share`) saying which probed steps count.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
+from typing import Callable
 
-from .claim import Verdict
+import numpy as np
 
-__all__ = ["ordered", "describe", "too_few"]
+from ..analysis import compare
+from .claim import Rule, Verdict
+
+__all__ = ["ordered", "describe", "too_few", "effect", "ordering", "Window", "after_step", "after_epoch", "second_half",
+           "last_share", "WHOLE_RUN"]
 
 
 def describe(table, key: str, *, digits: int = 3) -> str:
@@ -28,6 +39,35 @@ def too_few(table, key: str, *, least: int = 1) -> str | None:
     return f"too few finite values at {', '.join(short)}" if short else None
 
 
+def effect(table, key: str) -> dict:
+    """The effect size of an ordering: the statistic at the largest grid point over that at the
+    smallest, as the ratio of the means, each seed's ratio (its range), and how many seeds move
+    the same way as the means. ``{}`` with fewer than two grid points."""
+    table = table.sort_values(key).reset_index(drop=True)
+    if len(table) < 2:
+        return {}
+    lo, hi = table.iloc[0], table.iloc[-1]
+    first = dict(zip(lo["seeds"], lo["values"]))
+    per_seed = {seed: v / first[seed] for seed, v in zip(hi["seeds"], hi["values"])
+                if seed in first and first[seed] != 0 and np.isfinite(v) and np.isfinite(first[seed])}
+    ratio = float(hi["mean"] / lo["mean"]) if lo["mean"] != 0 else math.nan
+    ratios = list(per_seed.values())
+    sign = np.sign(ratio - 1) if np.isfinite(ratio) else 0
+    agree = sum(1 for r in ratios if sign != 0 and np.sign(r - 1) == sign)
+    return {"from": lo[key].item() if hasattr(lo[key], "item") else lo[key],
+            "to": hi[key].item() if hasattr(hi[key], "item") else hi[key], "ratio": ratio,
+            "seed_min": min(ratios) if ratios else math.nan, "seed_max": max(ratios) if ratios else math.nan,
+            "seeds_agree": agree, "seeds": len(ratios)}
+
+
+def _effect_text(e: dict, key: str) -> str:
+    if not e:
+        return ""
+    short = key.split(".")[-1]
+    return (f"effect: {short}={e['to']:g} / {short}={e['from']:g} = x{e['ratio']:.3g} (seeds x{e['seed_min']:.3g} to "
+            f"x{e['seed_max']:.3g}; {e['seeds_agree']} of {e['seeds']} seeds move that way)")
+
+
 def ordered(table, key: str, *, falls: bool, what: str) -> Verdict:
     """Does the statistic fall (``falls=True``) or rise as ``key`` grows?
 
@@ -37,8 +77,9 @@ def ordered(table, key: str, *, falls: bool, what: str) -> Verdict:
     otherwise it is **inconclusive** (seeds disagree, or no seed is monotone either way). A grid point without a finite value makes it
     inconclusive."""
     table = table.sort_values(key).reset_index(drop=True)
-    ours = describe(table, key)
-    numbers = {"key": key, "points": table[[key, "mean", "std", "n"]].to_dict("records")}
+    size = effect(table, key)
+    ours = "; ".join(filter(None, [describe(table, key), _effect_text(size, key)]))
+    numbers = {"key": key, "points": table[[key, "mean", "std", "n"]].to_dict("records"), "effect": size}
     reason = too_few(table, key)
     if reason or len(table) < 2:
         return Verdict("inconclusive", ours, reason or "fewer than two grid points", numbers)
@@ -125,3 +166,68 @@ def runs(frame) -> list[str]:
 
 
 __all__ += ["unfinished", "every_run", "every_finished_run", "runs"]
+
+
+# --- the ordering rule as data ---------------------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Window:
+    """Which probed steps a statistic reads: ``text`` for the rule's sentence and ``bounds(frame,
+    scale) -> dict`` of :func:`~sgdscope.analysis.compare`'s window keywords."""
+
+    text: str
+    bounds: Callable
+
+
+WHOLE_RUN = Window("over the run", lambda frame, scale: {})
+
+
+def after_step(steps: int | dict) -> Window:
+    """From a step on; ``steps`` may map a scale to its step (the first probed step, left out)."""
+    def bounds(frame, scale):
+        return {"after_step": steps[scale] if isinstance(steps, dict) else steps}
+
+    return Window("after the first probed step", bounds) if isinstance(steps, dict) else \
+        Window(f"from step {steps}", bounds)
+
+
+def after_epoch(epoch: float) -> Window:
+    """From an epoch on (the same number of examples seen at every batch size)."""
+    return Window(f"after the first {epoch:g} epoch", lambda frame, scale: {"after_epoch": epoch})
+
+
+def second_half() -> Window:
+    """The probed steps of the second half of the epochs (``train.epochs`` / 2 on, per the study's config)."""
+    return Window("over the probed steps of the second half of the epochs",
+                  lambda frame, scale: {"after_epoch": float(frame["train.epochs"].max()) / 2})
+
+
+def last_share(share: float, metric: str) -> Window:
+    """The probed steps at or after ``share`` of the last probed step of ``metric`` in the sweep."""
+    def bounds(frame, scale):
+        from ..analysis import series
+
+        return {"after_step": math.ceil(share * int(series(frame, metric)["step"].max()))}
+
+    return Window(f"over the probed steps of the last {1 - share:.0%} of the run (steps >= {share:.0%} of the last "
+                  f"probed step)", bounds)
+
+
+def ordering(metric: str, key: str, *, falls: bool, what: str, stat: str = "max", window: Window = WHOLE_RUN) -> Rule:
+    """The rule "``stat`` of ``metric`` over ``window`` falls (``falls``) or rises strictly as ``key``
+    grows, for every seed" (:func:`ordered`), inconclusive where a run did not finish
+    (:func:`unfinished`); its sentence is written from these same arguments."""
+    direction = "falls" if falls else "rises"
+    text = (f"{stat} of {metric} {window.text} {direction} strictly as {key} grows, for every seed; all seeds the other "
+            f"way: does not hold; seeds that disagree, no trend or a run that did not finish: inconclusive; the effect "
+            f"is the ratio of the means at the largest and smallest {key}, with each seed's ratio")
+
+    def check(frame, scale) -> Verdict:
+        table = compare(frame, metric, stat=stat, by=key, **window.bounds(frame, scale))
+        reason = unfinished(frame)
+        if reason:
+            return Verdict("inconclusive", describe(table, key), reason,
+                           {"key": key, "points": table[[key, "mean", "std", "n"]].to_dict("records")})
+        return ordered(table, key, falls=falls, what=what)
+
+    return Rule(text, check)

@@ -1,9 +1,14 @@
 """``sgdscope reproduce``: run the studies the chosen claims need, judge each claim, write it all down.
 
 For each study: its sweep at the chosen scale (resumed when it was started before) or its
-recorder, in ``OUT/SCALE/STUDY/``; then each claim's check on the study's runs; then
-``verdicts.json`` and the HTML report (figures, our numbers beside the paper's) in the study's
-folder, and every verdict in ``OUT/SCALE/verdicts.json`` with the settings, seeds and code version.
+recorder, in ``OUT/SCALE/STUDY/``; then each claim judged on the study's runs (its preconditions,
+then its rule: :func:`.regime.judge`); then ``verdicts.json`` and the HTML report (figures, our
+numbers beside the paper's, the regime) in the study's folder, and every verdict in
+``OUT/SCALE/verdicts.json`` with the settings, seeds and code version.
+
+``verdicts.json`` holds ``{"summary": {verdict: count, ...}, "claims": [row, ...]}``; each row has the
+claim, its verdict, rule, our numbers, the paper's, the reason and ``regime`` (each precondition, and
+per run whether it is inside with the measurement that shows it).
 """
 from __future__ import annotations
 
@@ -17,9 +22,10 @@ from ..store._atomic import atomic_write_json
 from ..sweep import run_sweep
 from ..viz import build_report
 from ..viz.report import VERDICTS
-from .claim import CLAIMS, SCALES, STUDIES, Claim, Verdict
+from .claim import CLAIMS, SCALES, STUDIES, VERDICTS as KINDS, Claim, Verdict
+from .regime import judge
 
-__all__ = ["reproduce", "select", "code_version", "load_verdicts"]
+__all__ = ["reproduce", "select", "code_version", "load_verdicts", "summary"]
 
 
 def select(what: str | list[str] = "all") -> list[Claim]:
@@ -62,11 +68,21 @@ def _produce(study, scale: str, folder: Path, executor: str, workers: int, quiet
               workers=workers, quiet=quiet)
 
 
-def _judge(claim: Claim, frame, scale: str) -> Verdict:
+def _judge(claim: Claim, frame, scale: str) -> tuple[Verdict, list[dict]]:
     try:
-        return claim.check(frame, scale)
+        return judge(claim, frame, scale)
     except (KeyError, ValueError, LookupError) as err:  # a metric missing, a run without data: say so
-        return Verdict("inconclusive", "", f"could not be evaluated: {type(err).__name__}: {err}")
+        return Verdict("inconclusive", "", f"could not be evaluated: {type(err).__name__}: {err}"), []
+
+
+def summary(rows: list[dict]) -> dict:
+    """``{verdict: count}`` over every verdict (zeros included) and ``claims``, the total."""
+    counts = {kind: sum(r["verdict"] == kind for r in rows) for kind in KINDS}
+    return {**counts, "claims": len(rows)}
+
+
+def _write(path: Path, rows: list[dict]) -> None:
+    atomic_write_json(path, {"summary": summary(rows), "claims": rows})
 
 
 def reproduce(what: str | list[str] = "all", *, scale: str = "tiny", out="runs/reproduce", executor: str = "local", workers: int = 1,
@@ -89,21 +105,23 @@ def reproduce(what: str | list[str] = "all", *, scale: str = "tiny", out="runs/r
         settings = study.settings(scale)
         study_rows = []
         for c in group:
-            v = _judge(c, frame, scale)
+            v, regime = _judge(c, frame, scale)
             study_rows.append({
                 "claim": c.key, "paper_name": c.paper, "where": c.where, "statement": c.statement, "verdict": v.verdict,
                 "rule": c.rule, "ours": v.ours, "paper": c.paper_numbers, "reason": v.reason, "numbers": v.numbers,
+                "regime": regime,
                 "scale": scale, "study": name, "settings": settings, "seeds": settings.get("seeds", []),
                 "code": version, "judged": datetime.now(timezone.utc).isoformat(timespec="seconds"), "figure": c.figure,
             })
-        atomic_write_json(folder / VERDICTS, study_rows)
+        _write(folder / VERDICTS, study_rows)
         build_report(folder)
         rows += study_rows
     root.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(root / VERDICTS, rows)
+    _write(root / VERDICTS, rows)
     return rows
 
 
 def load_verdicts(path) -> list[dict]:
-    """The rows a reproduction wrote (``verdicts.json``)."""
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+    """The rows a reproduction wrote (``verdicts.json``; a plain list of rows, as sgdscope 0.1.0 wrote it, is read too)."""
+    data = json.loads(Path(path).read_text(encoding="utf-8"))
+    return data if isinstance(data, list) else data["claims"]

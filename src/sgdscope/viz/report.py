@@ -45,7 +45,7 @@ th{background:#f4f4f4}td.l,th.l{text-align:left}.state-done{color:#176317}.state
 .state-running,.state-interrupted{color:#8a6d00}figure{display:inline-block;margin:.5em;vertical-align:top;max-width:100%}
 figure img{max-width:100%;height:auto;border:1px solid #eee}figcaption{font-size:.8em;color:#555;max-width:640px}
 .wide{overflow-x:auto}pre{background:#f7f7f7;padding:.5em;font-size:.8em;overflow:auto}.muted{color:#777;font-size:.85em}
-.verdict-holds{color:#176317;font-weight:600}.verdict-fails{color:#a31515;font-weight:600}.verdict-other{color:#8a6d00;font-weight:600}
+.verdict-holds{color:#176317;font-weight:600}.verdict-fails{color:#a31515;font-weight:600}.verdict-other{color:#8a6d00;font-weight:600}.verdict-regime{color:#555;font-weight:600;font-style:italic}
 """
 
 
@@ -117,18 +117,36 @@ def _verdict_rows(root: Path) -> list[dict]:
     return rows if isinstance(rows, list) else rows.get("claims", [])
 
 
+def _regime(row: dict) -> str:
+    """Each precondition of a verdict row, with every run's measurement (those outside marked)."""
+    items = []
+    for p in row.get("regime") or []:
+        runs = "".join(f'<li>{"" if v.get("inside") else "<b>outside</b> "}{_esc(run)}: {_esc(v.get("measured", ""))}</li>'
+                       for run, v in p.get("runs", {}).items())
+        state = "met" if p.get("inside") else "<b>not met</b>"
+        items.append(f'<details><summary>{_esc(p.get("key", ""))}: {state}</summary><p>{_esc(p.get("test", ""))} '
+                     f'<span class="muted">({_esc(p.get("paper", ""))})</span></p><ul>{runs}</ul></details>')
+    return "".join(items) or '<span class="muted">no precondition stated</span>'
+
+
 def _verdicts(rows: list[dict]) -> str:
     if not rows:
         return ""
     items = []
+    kinds = ("holds", "does not hold", "out of regime", "inconclusive")
     for r in rows:
         verdict = str(r.get("verdict", ""))
-        cls = {"holds": "verdict-holds", "does not hold": "verdict-fails"}.get(verdict, "verdict-other")
-        items.append(f'<tr><td class="l">{_esc(r.get("claim", ""))}</td><td class="l {cls}">{_esc(verdict)}</td>'
-                     f'<td class="l">{_esc(r.get("rule", ""))}</td><td class="l">{_esc(r.get("ours", ""))}</td>'
-                     f'<td class="l">{_esc(r.get("paper", ""))}</td></tr>')
-    return ("<h2>Verdicts</h2><table><thead><tr><th class=l>claim</th><th class=l>verdict</th><th class=l>rule</th>"
-            "<th class=l>ours</th><th class=l>paper</th></tr></thead><tbody>" + "".join(items) + "</tbody></table>")
+        cls = {"holds": "verdict-holds", "does not hold": "verdict-fails", "out of regime": "verdict-regime"}.get(
+            verdict, "verdict-other")
+        why = f'<br><span class="muted">{_esc(r.get("reason", ""))}</span>' if r.get("reason") else ""
+        items.append(f'<tr><td class="l">{_esc(r.get("claim", ""))}</td><td class="l {cls}">{_esc(verdict)}{why}</td>'
+                     f'<td class="l">{_regime(r)}</td><td class="l">{_esc(r.get("rule", ""))}</td>'
+                     f'<td class="l">{_esc(r.get("ours", ""))}</td><td class="l">{_esc(r.get("paper", ""))}</td></tr>')
+    counts = ", ".join(f"{sum(str(r.get('verdict')) == k for r in rows)} {k}" for k in kinds)
+    return (f"<h2>Verdicts</h2><p>{len(rows)} claims: {_esc(counts)}. A claim is judged only on runs inside the regime "
+            "its paper states; otherwise it is <i>out of regime</i>.</p><table><thead><tr><th class=l>claim</th>"
+            "<th class=l>verdict</th><th class=l>regime</th><th class=l>rule</th><th class=l>ours</th><th class=l>paper</th>"
+            "</tr></thead><tbody>" + "".join(items) + "</tbody></table>")
 
 
 def _run_sections(runs) -> list[str]:
