@@ -23,6 +23,8 @@ from typing import Sequence
 import numpy as np
 
 from ..analysis import TRAIN_ACCURACY, MissingMetric, accuracy_crossing, moving_average, peak, series, window
+from ..quantities import (BATCH_SIZE, DELTA_L, DENSITY_H, EIGENVALUES_H, G_RATIO, GAMMA_LAST as GAMMA, GRID_H, LAMBDA_H,
+                          LAMBDA_K, LR, MODEL, PROBS, RATIO_K as RATIO, SPECTRUM_K, TRACE_K)
 from . import groups as G
 from .registry import figure
 from .source import MissingData, Runs
@@ -31,12 +33,6 @@ from .style import colors, new_figure
 __all__ = ["trajectory_embedding", "curvature_vs_noise", "spectra_at_peak", "lr_trajectories",
            "batch_size_trajectories", "batch_norm_comparison", "trace_and_accuracy"]
 
-LAMBDA_K, RATIO, TRACE_K = "gradient_noise/lambda_1", "gradient_noise/ratio", "gradient_noise/trace"
-G_RATIO, SPECTRUM_K = "gradient_noise/g_ratio", "gradient_noise/spectrum"
-LAMBDA_H, EIGENVALUES_H = "top_eigenvalues/lambda_1", "top_eigenvalues/eigenvalues"
-GRID_H, DENSITY_H = "spectral_density/grid", "spectral_density/density"
-DELTA_L, GAMMA, PROBS = "loss_change/delta_loss", "bn_scale_norm/last", "predictions/probs"
-LR, BATCH_SIZE, MODEL = "optimizer.lr", "train.batch_size", "model.name"
 
 LABELS = {  # the paper's axis labels
     LAMBDA_K: r"$\lambda_K^1$", RATIO: r"$\lambda_K^*/\lambda_K^1$", TRACE_K: r"$\mathrm{Tr}(\mathbf{K})$",
