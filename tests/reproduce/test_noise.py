@@ -5,6 +5,8 @@ import json
 import math
 
 import pytest
+
+from sgdscope.reproduce import load_verdicts
 import torch
 
 import sgdscope
@@ -291,7 +293,7 @@ def test_noise_at_tiny_scale_end_to_end(tmp_path):
         assert r["verdict"] in VERDICTS and r["ours"] and r["numbers"]["runs"], r
         assert "could not be evaluated" not in r["reason"], r  # every value a rule reads was recorded
         assert r["scale"] == "tiny" and r["figure"] == CLAIMS[r["claim"]].figure
-    assert json.loads((tmp_path / "tiny" / "verdicts.json").read_text()) == rows
+    assert load_verdicts(tmp_path / "tiny" / "verdicts.json") == rows
     for key in NOISE_CLAIMS:  # each claim's figure, drawn from the runs its study wrote
         folder = tmp_path / "tiny" / CLAIMS[key].study
         assert f'id="fig-{CLAIMS[key].figure}"' in (folder / "report.html").read_text()

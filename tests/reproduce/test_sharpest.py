@@ -4,6 +4,8 @@ import json
 
 import pytest
 
+from sgdscope.reproduce import load_verdicts
+
 import sgdscope
 from sgdscope.reproduce import CLAIMS, STUDIES, VERDICTS, reproduce
 from sgdscope.store import RunWriter
@@ -77,7 +79,7 @@ def test_peak_against_the_learning_rate(tmp_path):
     smaller_earlier = {(0.01, 0): (8.0, 9), (0.01, 1): (9.0, 10), (0.1, 0): (4.0, 3), (0.1, 1): (5.0, 4)}
     frame = _peaks(tmp_path / "a", lr, smaller_earlier)
     v = _check("sharpest.peak_lr_height", frame)
-    assert v.verdict == "holds" and v.ours == "lr=0.01: 8.5 +- 0.707 (n=2); lr=0.1: 4.5 +- 0.707 (n=2)"
+    assert v.verdict == "holds" and v.ours.startswith("lr=0.01: 8.5 +- 0.707 (n=2); lr=0.1: 4.5 +- 0.707 (n=2); effect: ")
     v = _check("sharpest.peak_lr_time", frame)
     assert v.verdict == "holds", v
     assert [p["mean"] for p in v.numbers["points"]] == pytest.approx([1.05, 0.45])  # epochs: (step + 1) / 10
@@ -224,7 +226,7 @@ def test_sharpest_at_tiny_scale_end_to_end(tmp_path):
         assert r["verdict"] in VERDICTS and (r["ours"] or r["reason"]), r
         assert r["seeds"] == [0, 1] and r["scale"] == "tiny"
         assert "could not be evaluated" not in r["reason"], r  # every metric the rules read was recorded
-    assert json.loads((tmp_path / "tiny" / "verdicts.json").read_text()) == rows
+    assert load_verdicts(tmp_path / "tiny" / "verdicts.json") == rows
     for name in SHARPEST_STUDIES:
         assert "Verdicts" in (tmp_path / "tiny" / name / "report.html").read_text()
     assert 'id="fig-sharpest.nsgd"' in (tmp_path / "tiny" / "sd_nsgd" / "report.html").read_text()

@@ -5,6 +5,8 @@ import math
 
 import pytest
 
+from sgdscope.reproduce import load_verdicts
+
 import sgdscope
 from sgdscope.reproduce import CLAIMS, STUDIES, VERDICTS, reproduce
 from sgdscope.store import RunWriter
@@ -76,6 +78,23 @@ def test_barriers_need_probed_epochs_and_finished_runs(tmp_path):
                                     1: {"interpolation/crossed": _crossed([0, 0, 0])}}, states={1: "diverged"})
     v = _check(key, frame)
     assert v.verdict == "inconclusive" and v.reason == "runs diverged: seed=1 (diverged)"
+
+
+def test_barriers_are_judged_only_on_runs_probed_in_every_epoch(tmp_path):
+    from sgdscope.reproduce.regime import judge
+
+    key = "walk.barriers_per_epoch"
+    # 10 probed steps (the boundary) in every epoch: inside; 9 in one epoch: outside, whatever the rule says
+    ten = [0.0 if i % 2 == 0 else None for i in range(60)]
+    nine = [None if (i % 2 or i == 58) else 0.0 for i in range(60)]
+    v, regime = judge(CLAIMS[key], _sweep(tmp_path / "a", {0: {"interpolation/crossed": ten},
+                                                             1: {"interpolation/crossed": ten}}), "tiny")
+    assert v.verdict == "holds" and regime[0]["inside"]
+    assert regime[0]["runs"]["seed=0"]["measured"] == "probed steps per epoch: epoch 1: 10, epoch 2: 10, epoch 3: 10"
+    v, regime = judge(CLAIMS[key], _sweep(tmp_path / "b", {0: {"interpolation/crossed": ten},
+                                                             1: {"interpolation/crossed": nine}}), "tiny")
+    assert v.verdict == "out of regime" and "seed=1: probed steps per epoch: epoch 1: 10, epoch 2: 10, epoch 3: 9" in v.reason
+    assert regime[0]["runs"]["seed=1"]["short_epochs"] == [3]
 
 
 # --- the valley floor ----------------------------------------------------------------------------------------------
@@ -217,7 +236,7 @@ def test_walk_at_tiny_scale_end_to_end(tmp_path):
         assert r["verdict"] in VERDICTS and (r["ours"] or r["reason"]), r
         assert r["seeds"] == [0, 1] and r["scale"] == "tiny"
         assert "could not be evaluated" not in r["reason"], r  # every metric the rules read was recorded
-    assert json.loads((tmp_path / "tiny" / "verdicts.json").read_text()) == rows
+    assert load_verdicts(tmp_path / "tiny" / "verdicts.json") == rows
     for name in WALK_STUDIES:
         report = (tmp_path / "tiny" / name / "report.html").read_text()
         assert "Verdicts" in report

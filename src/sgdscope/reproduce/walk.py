@@ -32,6 +32,7 @@ import numpy as np
 
 from ..analysis import barriers_per_epoch, compare, epoch_number, series
 from .claim import Study, Verdict, claim, study
+from .regime import Precondition, RunRegime
 from .rules import describe, every_finished_run, ordered, runs, unfinished
 
 __all__ = []
@@ -120,6 +121,25 @@ def _barrier_run(frame, run: str):
     return low >= len(shares) / 2, text, numbers
 
 
+def _every_epoch_probed(frame, scale) -> dict:
+    out = {}
+    for run in runs(frame):
+        table = barriers_per_epoch(frame, run=run)
+        short = table[table["probed"] < _MIN_PROBED]
+        probed = ", ".join(f"epoch {e}: {int(p)}" for e, p in zip(table["epoch"], table["probed"])) or "no epoch probed"
+        out[run] = RunRegime(bool(len(table)) and not len(short), f"probed steps per epoch: {probed}",
+                             {"epochs": len(table), "short_epochs": short["epoch"].tolist()})
+    return out
+
+
+EPOCHS_PROBED = Precondition(
+    "epochs_probed",
+    "§3, Table 1: barriers counted against 'the number of iterations performed during each epoch' (the interpolation "
+    "at every iteration of the counted epochs)",
+    f"every epoch of the run has at least {_MIN_PROBED} probed steps of the interpolation probe",
+    "probe the interpolation at every step, or train on more data per epoch", _every_epoch_probed)
+
+
 @claim("walk.barriers_per_epoch", paper="Walk with SGD", where="§3, Table 1, Fig. 4",
        statement="SGD rarely crosses barriers: the number of update steps whose interpolation crosses a barrier is "
                  "negligible against the steps of an epoch, for most parts of training",
@@ -133,7 +153,7 @@ def _barrier_run(frame, run: str):
                      "iterations each): 'a negligible number of barriers are crossed for most parts of the training "
                      "compared to the number of iterations performed during each epoch' (the table's digits are garbled "
                      "in our copy of the paper; legible entries are 0 and 23); Fig. 4: VGG-11, first 40 epochs, 'the "
-                     "same conclusion'")
+                     "same conclusion'", preconditions=(EPOCHS_PROBED,))
 def barriers(frame, scale):
     results, numbers = {}, {}
     for run in runs(frame):
