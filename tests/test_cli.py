@@ -92,7 +92,7 @@ def test_demo_prints_the_verdicts_as_they_came_out(tmp_path, capsys):
         claim = CLAIMS[key]
         regime = assess(claim.preconditions, load_sweep_folder(tmp_path / "tiny" / claim.study), "tiny")
         assert regime and all(r["inside"] for r in regime), (key, [r["runs"] for r in regime if not r["inside"]])
-        assert f"{key}: {rows[key]['verdict'].upper()}\n    regime:  inside (" in out
+        assert f"{key}: {rows[key]['verdict'].upper()}\n    regime: inside (" in out
 
 
 @pytest.mark.parametrize("override, expected", [
