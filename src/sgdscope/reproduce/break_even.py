@@ -76,7 +76,7 @@ def _sweeps(name: str, scales: dict) -> dict:
 def _probes(every: int | None = None, *, k_batch: int | None = None, spaced: int | None = None, **extra) -> dict:
     """The Break-Even instruments on one schedule (``every`` steps, or ``spaced`` log-spaced steps and every
     epoch's end): lambda_H^1, the K spectrum (25 mini-batches; of size ``k_batch``, else the training batch
-    size), Delta L, the stability quantity of Eq. 1 and the training accuracy; ``extra`` adds probes."""
+    size), Delta L, the stability quantity of Eq. 1 and the training accuracy; ``extra`` adds or replaces tables."""
     when = {"every": every} if spaced is None else {"log_spaced": spaced, "epoch_end": True}
     noise = {"num_batches": 25, **({"batch_size": k_batch} if k_batch else {})}
     tables = {"top_eigenvalues": {"k": 1}, "gradient_noise": noise, "loss_change": {}, "stability": {},
@@ -357,22 +357,21 @@ claim("break_even.momentum_ratio", paper="Break-Even", where="App. F, Fig. 20",
 # --- §4.3: batch normalisation ----------------------------------------------------------------------------------
 
 _BN = {"measure": {"bn_mode": "train"}}  # curvature and K with each batch's own statistics (§4.3)
+_K5 = {"num_batches": 25, "k": 5}  # ||g|| / ||g_5||: the top 5 directions of K
 
 BN_STUDY = study(Study("be_bn", "Break-Even", sweeps=_sweeps("be-bn", {
     "tiny": ({"model": {"name": "simplecnn_bn", "filters": 8, "dense": 32}, "optimizer": {"name": "sgd", "lr": 0.01},
               "train": {"epochs": 3, "batch_size": 32}, "measure": {"curvature_examples": 256, "bn_mode": "train"},
-              "probes": _probes(5, bn_scale_norm={"every": 1})}, {LR: [0.01, 1.0]}),
+              "probes": _probes(5, gradient_noise=_K5, bn_scale_norm={"every": 1})}, {LR: [0.01, 1.0]}),
     "cpu": ({"data": {"name": "cifar10", "val_size": 1000, "subset": 5000}, "model": {"name": "simplecnn_bn"},
              "optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 3, "batch_size": 128, "eval_examples": 500},
              "measure": {"curvature_examples": 256, "curvature_batch": 128, "eval_examples": 500, "test_examples": 200,
                          "bn_mode": "train"},
-             "probes": _probes(10, bn_scale_norm={"every": 1})}, {LR: [0.001, 0.01, 0.1, 1.0]}),
+             "probes": _probes(10, gradient_noise=_K5, bn_scale_norm={"every": 1})}, {LR: [0.001, 0.01, 0.1, 1.0]}),
     "paper": ({"data": {"name": "cifar10", "val_size": 5000}, "model": {"name": "simplecnn_bn"},
                "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": 200, "batch_size": 128}, **_BN,
-               "probes": _probes(spaced=60, bn_scale_norm={})}, {LR: [0.001, 0.01, 0.1, 1.0]}),
+               "probes": _probes(spaced=60, gradient_noise=_K5, bn_scale_norm={})}, {LR: [0.001, 0.01, 0.1, 1.0]}),
 })))
-for _plan in BN_STUDY.sweeps.values():  # ||g|| / ||g_5||: the top 5 directions of K
-    _plan["config"]["probes"]["gradient_noise"]["k"] = 5
 
 _EARLY_EPOCHS = 1.0  # "initially" (§4.3): the first epoch
 _EARLY_PROBES = 5  # probed steps of ||gamma|| the first epoch needs

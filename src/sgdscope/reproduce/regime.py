@@ -22,6 +22,7 @@ import numpy as np
 from ..analysis import series
 from ..analysis.metrics import MissingMetric
 from .claim import Claim, Verdict
+from .rules import runs
 
 __all__ = ["Precondition", "RunRegime", "assess", "outside", "judge", "reaches", "peak_inside", "probed_at_least", "run_value", "trajectory"]
 
@@ -97,10 +98,6 @@ def run_value(frame, run: str, column: str, default=math.nan) -> float:
     return float(values.iloc[0]) if len(values) else default
 
 
-def _runs(frame) -> list[str]:
-    return list(dict.fromkeys(frame["run"])) if "run" in frame.columns and len(frame) else []
-
-
 def trajectory(frame, run: str, metric: str, after_step: int = 0, after_epoch: float = 0.0):
     """The run's probed values of ``metric`` in the window, by step; empty where it was not recorded."""
     try:
@@ -117,7 +114,7 @@ def reaches(metric: str, level: float, *, key: str, paper: str, remedy: str, wha
 
     def check(frame, scale):
         out = {}
-        for run in _runs(frame):
+        for run in runs(frame):
             traj = trajectory(frame, run, metric)
             if not len(traj):
                 out[run] = RunRegime(False, f"{metric} not recorded", {})
@@ -142,7 +139,7 @@ def peak_inside(metric: str, *, what: str, paper: str, after_step: int | dict = 
     def check(frame, scale):
         start = after_step.get(scale, 0) if isinstance(after_step, dict) else after_step
         out = {}
-        for run in _runs(frame):
+        for run in runs(frame):
             traj = trajectory(frame, run, metric, start, after_epoch)
             if len(traj) < 2:
                 out[run] = RunRegime(False, f"{len(traj)} probed steps of {metric}", {"n": len(traj)})
@@ -164,7 +161,7 @@ def probed_at_least(metric: str, least: int, *, key: str, paper: str, remedy: st
 
     def check(frame, scale):
         out = {}
-        for run in _runs(frame):
+        for run in runs(frame):
             traj = trajectory(frame, run, metric)
             upto = before(traj) if before is not None and len(traj) else None
             n = int((traj["step"] <= upto).sum()) if upto is not None else len(traj)

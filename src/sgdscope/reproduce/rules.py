@@ -5,7 +5,7 @@ the key, mean, std, n, and each seed's value) and is stated before any result is
 :func:`ordering` is the rule shape "a statistic of a metric over a window rises (falls) with a grid
 key" as data: it writes the rule's sentence and its check from the same arguments (a
 :class:`~.claim.Rule`), with a :class:`Window` (:func:`after_step`, :func:`after_epoch`,
-:func:`second_half`, :func:`last_share`) saying which probed steps count.
+:func:`second_half`) saying which probed steps count.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from ..analysis import compare
 from .claim import Rule, Verdict
 
 __all__ = ["ordered", "describe", "too_few", "effect", "ordering", "Window", "after_step", "after_epoch", "second_half",
-           "last_share", "WHOLE_RUN"]
+           "WHOLE_RUN"]
 
 
 def describe(table, key: str, *, digits: int = 3) -> str:
@@ -200,17 +200,6 @@ def second_half() -> Window:
     """The probed steps of the second half of the epochs (``train.epochs`` / 2 on, per the study's config)."""
     return Window("over the probed steps of the second half of the epochs",
                   lambda frame, scale: {"after_epoch": float(frame["train.epochs"].max()) / 2})
-
-
-def last_share(share: float, metric: str) -> Window:
-    """The probed steps at or after ``share`` of the last probed step of ``metric`` in the sweep."""
-    def bounds(frame, scale):
-        from ..analysis import series
-
-        return {"after_step": math.ceil(share * int(series(frame, metric)["step"].max()))}
-
-    return Window(f"over the probed steps of the last {1 - share:.0%} of the run (steps >= {share:.0%} of the last "
-                  f"probed step)", bounds)
 
 
 def ordering(metric: str, key: str, *, falls: bool, what: str, stat: str = "max", window: Window = WHOLE_RUN) -> Rule:
