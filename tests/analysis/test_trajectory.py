@@ -45,6 +45,13 @@ def test_peak_gives_value_step_and_epoch(sweep):
     assert peak(tie) == (4.0, 1, pytest.approx(math.nan, nan_ok=True))
 
 
+def test_argmax_epoch_is_the_epoch_of_the_peak_step(sweep):
+    # the fixture's epoch is (step + 1) / 5: the peaks at steps 5 and 3 sit at epochs 1.2 and 0.8
+    assert apply_stat(series(sweep, "noise/lambda_1", run="lr0.01_s1"), "argmax_epoch") == pytest.approx(1.2)
+    assert apply_stat(series(sweep, "noise/lambda_1", run="lr0.1_s0"), "argmax_epoch") == pytest.approx(0.8)
+    assert parse_stat("argmax_epoch").gives_step
+
+
 def test_nan_skipped_inf_kept_empty_nan():
     traj = pd.DataFrame({"step": [3, 1, 2, 0], "value": [math.nan, 2.0, 5.0, 1.0]})
     assert apply_stat(traj, "last") == 5.0               # sorted by step; step 3 is NaN
@@ -62,7 +69,7 @@ def test_parse_stat():
     assert str(parse_stat("first_below:1e-3")) == "first_below:0.001"
     assert parse_stat("argmax").gives_step and not parse_stat("max").gives_step
     assert parse_stat(Stat("min")) == Stat("min")
-    assert STATS == ("max", "min", "mean", "last", "argmax", "first_below:X")
+    assert STATS == ("max", "min", "mean", "last", "argmax", "argmax_epoch", "first_below:X")
 
 
 @pytest.mark.parametrize("spec, why", [
@@ -71,7 +78,7 @@ def test_parse_stat():
     ("first_below:nan", "not nan"), (3, "a statistic is a string"),
 ])
 def test_bad_stat_names_the_allowed(spec, why):
-    allowed = "allowed: max, min, mean, last, argmax, first_below:X"
+    allowed = "allowed: max, min, mean, last, argmax, argmax_epoch, first_below:X"
     with pytest.raises(ValueError, match=f"unknown statistic {spec!r} \\(.*{why}.*{allowed}"):
         parse_stat(spec)
 

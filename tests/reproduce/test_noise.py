@@ -4,6 +4,7 @@ scale end to end (verdicts, reports, and each claim's figure drawn from the stud
 import json
 import math
 
+import numpy as np
 import pytest
 
 from sgdscope.reproduce import load_verdicts
@@ -15,6 +16,7 @@ from sgdscope.landscape import ProjectedPath, TraceProfile
 from sgdscope.optim import FDRResult
 from sgdscope.reproduce import CLAIMS, STUDIES, VERDICTS, reproduce
 from sgdscope.reproduce import noise_studies
+from sgdscope.reproduce.regime import judge
 from sgdscope.run import resolve
 from sgdscope.store import RunWriter, read_status
 from sgdscope.viz import draw
@@ -25,7 +27,8 @@ T = torch.tensor
 
 
 def _check(key, root):
-    return CLAIMS[key].check(sgdscope.load_sweep(root), "tiny")
+    """The claim's verdict as ``reproduce`` says it: its preconditions first (regime.judge), then its rule."""
+    return judge(CLAIMS[key], sgdscope.load_sweep(root), "tiny")[0]
 
 
 def _seeds(root, record, results: dict, config=None):
@@ -40,9 +43,9 @@ def _seeds(root, record, results: dict, config=None):
 ETAS = T([0.002, 0.006, 0.010, 0.014], dtype=torch.float64)
 
 
-def _rate(slope, intercept=0.0, predicted=-1000.0, wiggle=0.0):
+def _rate(slope, intercept=0.0, predicted=-1000.0, wiggle=0.0, stderr=0.001):
     change = slope * ETAS**2 + intercept + wiggle * T([1.0, -1.0, 1.0, -1.0], dtype=torch.float64)
-    return toys.TraceRateResult(ETAS, change, torch.full_like(ETAS, 0.001), toys.fit_line(ETAS**2, change), predicted)
+    return toys.TraceRateResult(ETAS, change, torch.full_like(ETAS, stderr), toys.fit_line(ETAS**2, change), predicted)
 
 
 def _rates(root, results):
@@ -64,14 +67,29 @@ def test_trace_rate_holds_for_a_line_through_the_origin_at_eq15s_slope(tmp_path)
                                                        "through the origin at eq. 15's slope"
 
 
+def test_trace_rate_needs_a_resolved_change_at_every_eta(tmp_path):
+    key = "noise.trace_rate_eta2"
+    # the change at eta = 0.002 is 1000 * 0.002^2 = 0.004: two standard errors of 0.002 (the boundary) resolve it
+    assert _check(key, _rates(tmp_path / "a", {0: _rate(-1000.0, stderr=0.002)})).verdict == "holds"
+    v = _check(key, _rates(tmp_path / "b", {0: _rate(-1000.0, stderr=0.0021)}))
+    assert v.verdict == "out of regime"
+    assert "seed=0: least |trace change| over the learning rates = 1.9 standard errors" in v.reason
+
+
 # --- Fig. 2c-d -------------------------------------------------------------------------------------------------------
 
-def _structure(sgd_trace, iso_trace, iso_det, sgd_det, se=0.01):
+def _structure(sgd_trace, iso_trace, iso_det, sgd_det, se=0.01, steps=11):
+    """Chain means at ``steps`` recorded steps 0, 10, ..., through the three values given at steps 0, 50, 100."""
+    at = torch.linspace(0, 100, steps, dtype=torch.float64)
+
+    def through(values):
+        return T(np.interp(at.numpy(), [0.0, 50.0, 100.0], values), dtype=torch.float64)
+
     series = {"sgd": (sgd_trace, sgd_det), "isotropic_subspace": (iso_trace, iso_det)}
-    trace = {k: T(v[0], dtype=torch.float64) for k, v in series.items()}
-    det = {k: T(v[1], dtype=torch.float64) for k, v in series.items()}
-    err = {k: torch.full((3,), se, dtype=torch.float64) for k in series}
-    return toys.NoiseStructureResult(T([0, 50, 100]), trace, err, det, err)
+    trace = {k: through(v[0]) for k, v in series.items()}
+    det = {k: through(v[1]) for k, v in series.items()}
+    err = {k: torch.full((steps,), se, dtype=torch.float64) for k in series}
+    return toys.NoiseStructureResult(at.round().long(), trace, err, det, err)
 
 
 LOWERS = _structure([7.3, 6.5, 6.0], [7.3, 7.8, 8.0], [4.8, 1.0, 0.01], [4.8, 7.0, 7.5])
@@ -89,14 +107,25 @@ def test_noise_structure_each_noise_lowers_its_own_quantity(tmp_path):
     within = _structure([7.3, 7.3, 7.285], [7.3, 7.8, 8.0], [4.8, 1.0, 0.01], [4.8, 7.0, 7.5])
     v = _check(key, _seeds(tmp_path / "c", toys.record_noise_structure, {0: LOWERS, 1: within}))
     assert v.verdict == "inconclusive" and v.reason.startswith("runs disagree: 1 of 2 runs")
+    # ten recorded steps is the boundary of the regime; nine are too few; a chain that left the valley is outside
+    short = _structure([7.3, 6.5, 6.0], [7.3, 7.8, 8.0], [4.8, 1.0, 0.01], [4.8, 7.0, 7.5], steps=10)
+    assert _check(key, _seeds(tmp_path / "d", toys.record_noise_structure, {0: short})).verdict == "holds"
+    shorter = _structure([7.3, 6.5, 6.0], [7.3, 7.8, 8.0], [4.8, 1.0, 0.01], [4.8, 7.0, 7.5], steps=9)
+    v = _check(key, _seeds(tmp_path / "e", toys.record_noise_structure, {0: shorter}))
+    assert v.verdict == "out of regime" and "seed=0: 9 recorded steps of the chain means, all finite" in v.reason
+    left = _structure([7.3, 6.5, math.inf], [7.3, 7.8, 8.0], [4.8, 1.0, 0.01], [4.8, 7.0, 7.5])
+    v = _check(key, _seeds(tmp_path / "f", toys.record_noise_structure, {0: left}))
+    assert v.verdict == "out of regime" and "some not finite (chains left the valley)" in v.reason
 
 
 # --- Fig. 7 ----------------------------------------------------------------------------------------------------------
 
-def _slope(stationary, stderr=2e-4, gd_end=-0.1):
-    steps = T([0, 100, 200])
-    gd = T([[0.1, 0.1], [0.0, 0.0], [0.0, gd_end]], dtype=torch.float64)
-    noisy = T([[0.1, 0.1], [0.01, stationary], [0.01, stationary]], dtype=torch.float64)[:, None].expand(3, 4, 2)
+def _slope(stationary, stderr=2e-4, gd_end=-0.1, drift=0.0):
+    """Nine recorded steps: the chains' theta_2 from 0.1 to ``stationary`` (plus ``drift`` per step after it)."""
+    steps = torch.arange(9) * 100
+    gd = T([[0.1, 0.1]] + [[0.0, 0.0]] * 7 + [[0.0, gd_end]], dtype=torch.float64)
+    theta2 = [0.1] + [stationary + drift * i for i in range(8)]
+    noisy = T([[0.01, t] for t in theta2], dtype=torch.float64)[:, None].expand(9, 4, 2)
     return toys.SlopeValleyResult(steps, gd, noisy, stationary, stderr, -0.02)
 
 
@@ -111,15 +140,21 @@ def test_valley_slope_stops_at_minus_two_hundredths(tmp_path):
     v = _check(key, _seeds(tmp_path / "c", toys.record_valley_slope, {0: _slope(-0.02), 1: _slope(-0.02, stderr=0.0015)}))
     assert v.verdict == "inconclusive"
     assert v.reason == "seed=1: too imprecise: 2 standard errors (0.003) exceed the band 0.002"
+    # stationary: over the last third (steps 600-800: 3 values, halves of 1 and 2) the mean may move by 2 sqrt(2) se
+    allowed = 2 * math.sqrt(2) * 2e-4  # 5.66e-4; halves' means differ by 1.5 * drift
+    ok = _check(key, _seeds(tmp_path / "d", toys.record_valley_slope, {0: _slope(-0.02, drift=allowed / 1.5 * 0.99)}))
+    assert ok.verdict == "holds", ok
+    v = _check(key, _seeds(tmp_path / "e", toys.record_valley_slope, {0: _slope(-0.02, drift=allowed / 1.5 * 1.01)}))
+    assert v.verdict == "out of regime" and v.reason.startswith("stationary not met")
 
 
 # --- Fig. 2a ---------------------------------------------------------------------------------------------------------
 
-def _negative(intercept, slope=-40.0, noise=0.0):
+def _negative(intercept, slope=-40.0, noise=0.0, grad_norm=1e-8):
     x = torch.linspace(0.001, 0.02, 12, dtype=torch.float64)
     y = slope * x + intercept + noise * torch.cos(7 * x / 0.02 * math.pi)
     return toys.NegativeEigenResult(torch.full((12,), 0.05), torch.full((12,), 8), x + 0.3, x, y, 0.3, -1e-6,
-                                    toys.fit_line(x, y), 66)
+                                    toys.fit_line(x, y), 66, base_grad_norm=grad_norm)
 
 
 def test_negative_sum_needs_a_line_through_the_origin(tmp_path):
@@ -138,6 +173,11 @@ def test_negative_sum_needs_a_line_through_the_origin(tmp_path):
     assert v.verdict == "inconclusive" and v.reason == "the intercept needs at least 3 seeds, got 2"
     v = _check(key, _seeds(tmp_path / "e", rec, {0: _negative(0.0), 1: _negative(0.0, noise=0.3), 2: _negative(0.0)}))
     assert v.verdict == "inconclusive" and v.reason.startswith("runs disagree: 2 of 3 runs")
+    # a start at the gradient-norm tolerance is a true minimum (the boundary); above it is not
+    at = {0: _negative(1e-4, grad_norm=1e-6), 1: _negative(-2e-4), 2: _negative(5e-5)}
+    assert _check(key, _seeds(tmp_path / "f", rec, at)).verdict == "holds"
+    v = _check(key, _seeds(tmp_path / "g", rec, {**at, 0: _negative(1e-4, grad_norm=2e-6)}))
+    assert v.verdict == "out of regime" and "seed=0: gradient norm at the start = 2e-06" in v.reason
 
 
 # --- Fig. 5 ----------------------------------------------------------------------------------------------------------
@@ -169,8 +209,10 @@ def test_alignment_after_the_early_phase(tmp_path):
         assert v.verdict == "does not hold"
         v = _check(key, _runs(root / "c", {"seed=0": _cosines(early + [0.95, 0.85, 0.95])}, kind="hessian_noise"))
         assert v.verdict == "inconclusive" and "CS > 0.9 at 2 of 3 probed epochs after epoch 10" in v.reason
-        v = _check(key, _runs(root / "d", {"seed=0": _cosines(early)}, kind="hessian_noise"))
-        assert v.verdict == "inconclusive" and "too few probe points (none after epoch 10)" in v.reason
+        v = _check(key, _runs(root / "d", {"seed=0": _cosines(early + [0.95])}, kind="hessian_noise"))
+        assert v.verdict == "out of regime" and "seed=0: 1 probed epochs after epoch 10" in v.reason
+        v = _check(key, _runs(root / "d2", {"seed=0": _cosines(early + [0.95] * 2)}, kind="hessian_noise"))
+        assert v.verdict == "holds"  # two epochs after the early phase: the boundary
         v = _check(key, _runs(root / "e", {"seed=0": _cosines(early + [0.95] * 5)}, kind="hessian_noise",
                               states={"seed=0": "diverged"}))
         assert v.verdict == "inconclusive" and v.reason == "runs diverged: seed=0 (diverged)"
@@ -197,9 +239,12 @@ def test_fdr_top1_long_before_the_raw_space(tmp_path):
     v = _check(key, _fdr(tmp_path / "b", {"seed=0": ([0.5, 0.5, 0.008] + [0.5] * 9, top),
                                           "seed=1": ([0.5] * 12, [0.5] * 12)}))
     assert v.verdict == "does not hold"  # raw at epoch 3 < 5 x 2; the top-1 space never below
-    v = _check(key, _fdr(tmp_path / "c", {"seed=0": ([0.5] * 6, top[:6])}))
-    assert v.verdict == "inconclusive"
-    assert v.reason == "seed=0: too short: the raw space was not below 0.01 by epoch 6 < 5 x 2"
+    v = _check(key, _fdr(tmp_path / "c", {"seed=0": ([0.5] * 9, top[:9])}))
+    assert v.verdict == "out of regime"
+    assert "seed=0: 9 epochs; the top-1 ratio below 0.01 from epoch 2, the raw from epoch never; needs 10 epochs" in v.reason
+    assert _check(key, _fdr(tmp_path / "d", {"seed=0": ([0.5] * 10, top[:10])})).verdict == "holds"  # 10 = 5 x 2
+    # the top-1 space never below: 'several' (10) epochs are needed to say so
+    assert _check(key, _fdr(tmp_path / "e", {"seed=0": ([0.5] * 9, [0.5] * 9)})).verdict == "out of regime"
 
 
 # --- Fig. 1 and 3 ------------------------------------------------------------------------------------------------------
@@ -224,7 +269,7 @@ def test_valley_connected_path(tmp_path):
     v = _check(key, _valley(tmp_path / "b", {"seed=0": ([True, False, True], [True] * 4, falling)}))
     assert v.verdict == "does not hold"
     v = _check(key, _valley(tmp_path / "c", {"seed=0": ([True] * 3, [True, False, True, True], falling)}))
-    assert v.verdict == "inconclusive" and "1 of 4 projections did not reach the threshold" in v.reason
+    assert v.verdict == "out of regime" and "seed=0: 4 projected states, 1 of them above the threshold" in v.reason
 
 
 def test_trace_along_the_path(tmp_path):
@@ -238,7 +283,7 @@ def test_trace_along_the_path(tmp_path):
     v = _check(key, _valley(tmp_path / "c", {"seed=0": ([True] * 4, [True] * 5, flat)}))
     assert v.verdict == "inconclusive" and "no trend beyond 2 standard errors" in v.reason
     v = _check(key, _valley(tmp_path / "d", {"seed=0": ([True], [True] * 2, [5.0, 4.0])}))
-    assert v.verdict == "inconclusive" and "too few projected states (2)" in v.reason
+    assert v.verdict == "out of regime" and "seed=0: 2 projected states, 0 of them above the threshold" in v.reason
 
 
 # --- the studies -------------------------------------------------------------------------------------------------------

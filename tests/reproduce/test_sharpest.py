@@ -8,6 +8,7 @@ from sgdscope.reproduce import load_verdicts
 
 import sgdscope
 from sgdscope.reproduce import CLAIMS, STUDIES, VERDICTS, reproduce
+from sgdscope.reproduce.regime import judge
 from sgdscope.store import RunWriter
 from _study_points import study_points
 
@@ -15,13 +16,15 @@ SHARPEST_STUDIES = sorted({c.study for c in CLAIMS.values() if c.key.startswith(
 LAMBDA = "top_eigenvalues/lambda_1"
 
 
-def _sweep(root, key, runs, *, steps_per_epoch=10, states=None):
+def _sweep(root, key, runs, *, steps_per_epoch=10, states=None, lr=None):
     """A sweep over ``key``: ``runs`` maps (value, seed) to {"type/name": [values at probed steps 0, 1, 2, ...]}
     (None: not probed there); the epoch recorded after step i is (i + 1) / steps_per_epoch."""
     section, name = key.split(".")
     for (value, seed), metrics in runs.items():
         run = f"{name}={value},seed={seed}"
         config = {"seed": seed, "name": run, section: {name: value}}
+        if lr is not None:
+            config["optimizer"] = {**config.get("optimizer", {}), "lr": lr}
         with RunWriter(root / run, config=config) as w:
             types = sorted({m.split("/")[0] for m in metrics})
             w.declare({t: t for t in types})
@@ -36,7 +39,8 @@ def _sweep(root, key, runs, *, steps_per_epoch=10, states=None):
 
 
 def _check(key, frame, scale="tiny"):
-    return CLAIMS[key].check(frame, scale)
+    """The claim's verdict as ``reproduce`` says it: its preconditions first (regime.judge), then its rule."""
+    return judge(CLAIMS[key], frame, scale)[0]
 
 
 def _bump(height, at, n=20, first=1.0):
@@ -51,20 +55,25 @@ def _bump(height, at, n=20, first=1.0):
 def test_rise_then_settle(tmp_path):
     key = "sharpest.rise_then_settle"
     lr = "optimizer.lr"
-    v = _check(key, _sweep(tmp_path / "a", lr, {(0.01, 0): {LAMBDA: _bump(5.0, 6)}, (0.1, 0): {LAMBDA: _bump(3.0, 3)}}))
+    v = _check(key, _sweep(tmp_path / "a", lr, {(0.01, 0): {LAMBDA: _bump(5.0, 6)}, (0.1, 0): {LAMBDA: _bump(3.0, 4)}}))
     assert v.verdict == "holds", v
     assert "lambda_1 1 at the first probed step, max 5 (x5) at step 6 of 19" in v.ours
-    flat = [1.0, 1.5, 1.2, 1.9, 1.4, 1.3, 1.2, 1.1]  # x1.9: no sharp increase
+    flat = [1.0, 1.2, 1.3, 1.5, 1.6, 1.9, 1.4, 1.3, 1.2, 1.1]  # x1.9: no sharp increase
     v = _check(key, _sweep(tmp_path / "b", lr, {(0.01, 0): {LAMBDA: flat}, (0.1, 0): {LAMBDA: flat}}))
     assert v.verdict == "does not hold"
-    # still rising at 3/4 of the run: the peak was not reached
-    v = _check(key, _sweep(tmp_path / "c", lr, {(0.01, 0): {LAMBDA: _bump(5.0, 16)}, (0.1, 0): {LAMBDA: _bump(3.0, 3)}}))
-    assert v.verdict == "inconclusive"
-    assert "lr=0.01,seed=0: peak not reached before the run ended (maximum at step 16" in v.reason
-    v = _check(key, _sweep(tmp_path / "d", lr, {(0.01, 0): {LAMBDA: flat}, (0.1, 0): {LAMBDA: _bump(3.0, 3)}}))
+    # still rising at 3/4 of the run: the peak was not followed by a settled phase, out of regime
+    v = _check(key, _sweep(tmp_path / "c", lr, {(0.01, 0): {LAMBDA: _bump(5.0, 15)}, (0.1, 0): {LAMBDA: _bump(3.0, 3)}}))
+    assert v.verdict == "out of regime"
+    assert v.reason.startswith("peak_settled not met (the maximum of lambda_1 before 75% of the run's last probed step): "
+                               "lr=0.01,seed=0: max lambda_1 at step 15 of 19;")
+    v = _check(key, _sweep(tmp_path / "c2", lr, {(0.01, 0): {LAMBDA: _bump(5.0, 14)}, (0.1, 0): {LAMBDA: _bump(3.0, 4)}}))
+    assert v.verdict == "holds"  # 14 < 0.75 * 19 = 14.25 (the boundary), and steps 0-4 are five up to the peak
+    v = _check(key, _sweep(tmp_path / "d", lr, {(0.01, 0): {LAMBDA: flat}, (0.1, 0): {LAMBDA: _bump(3.0, 4)}}))
     assert v.verdict == "inconclusive" and v.reason.startswith("runs disagree: 1 of 2 runs")
-    v = _check(key, _sweep(tmp_path / "e", lr, {(0.01, 0): {LAMBDA: [1.0, 5.0, 2.0]}, (0.1, 0): {LAMBDA: _bump(3.0, 3)}}))
-    assert v.verdict == "inconclusive" and "too few probe points (3 probed steps" in v.reason
+    # the peak at the third probed step: the rise was not seen (four steps up to it are too few)
+    v = _check(key, _sweep(tmp_path / "e", lr, {(0.01, 0): {LAMBDA: _bump(5.0, 6)}, (0.1, 0): {LAMBDA: _bump(3.0, 3)}}))
+    assert v.verdict == "out of regime" and "rise_probed not met" in v.reason
+    assert "lr=0.1,seed=0: 4 probed steps up to the peak up to step 3" in v.reason
 
 
 # --- Fig. 1b ----------------------------------------------------------------------------------------------------------
@@ -76,14 +85,14 @@ def _peaks(root, key, peaks, *, states=None):
 
 def test_peak_against_the_learning_rate(tmp_path):
     lr = "optimizer.lr"
-    smaller_earlier = {(0.01, 0): (8.0, 9), (0.01, 1): (9.0, 10), (0.1, 0): (4.0, 3), (0.1, 1): (5.0, 4)}
+    smaller_earlier = {(0.01, 0): (8.0, 9), (0.01, 1): (9.0, 10), (0.1, 0): (4.0, 4), (0.1, 1): (5.0, 5)}
     frame = _peaks(tmp_path / "a", lr, smaller_earlier)
     v = _check("sharpest.peak_lr_height", frame)
     assert v.verdict == "holds" and v.ours.startswith("lr=0.01: 8.5 +- 0.707 (n=2); lr=0.1: 4.5 +- 0.707 (n=2); effect: ")
     v = _check("sharpest.peak_lr_time", frame)
     assert v.verdict == "holds", v
-    assert [p["mean"] for p in v.numbers["points"]] == pytest.approx([1.05, 0.45])  # epochs: (step + 1) / 10
-    larger_later = {(0.01, 0): (4.0, 3), (0.01, 1): (5.0, 4), (0.1, 0): (8.0, 9), (0.1, 1): (9.0, 10)}
+    assert [p["mean"] for p in v.numbers["points"]] == pytest.approx([1.05, 0.55])  # epochs: (step + 1) / 10
+    larger_later = {(0.01, 0): (4.0, 4), (0.01, 1): (5.0, 5), (0.1, 0): (8.0, 9), (0.1, 1): (9.0, 10)}
     frame = _peaks(tmp_path / "b", lr, larger_later)
     assert _check("sharpest.peak_lr_height", frame).verdict == "does not hold"
     assert _check("sharpest.peak_lr_time", frame).verdict == "does not hold"
@@ -94,25 +103,25 @@ def test_peak_against_the_learning_rate(tmp_path):
         assert v.verdict == "inconclusive" and v.reason.startswith("seeds disagree: 1 of 2 seeds"), claim
 
 
-def test_a_peak_not_reached_or_a_diverged_run_is_inconclusive(tmp_path):
+def test_a_peak_not_reached_is_out_of_regime_and_a_diverged_run_inconclusive(tmp_path):
     lr = "optimizer.lr"
-    late = {(0.01, 0): (8.0, 18), (0.01, 1): (9.0, 10), (0.1, 0): (4.0, 3), (0.1, 1): (5.0, 4)}
+    late = {(0.01, 0): (8.0, 18), (0.01, 1): (9.0, 10), (0.1, 0): (4.0, 4), (0.1, 1): (5.0, 5)}
     v = _check("sharpest.peak_lr_height", _peaks(tmp_path / "a", lr, late))
-    assert v.verdict == "inconclusive"
-    assert v.reason == ("peak not reached before the run ended (after 75% of the run): "
-                        "lr=0.01,seed=0 (maximum at step 18 of 19)")
-    ok = {(0.01, 0): (8.0, 9), (0.01, 1): (9.0, 10), (0.1, 0): (4.0, 3), (0.1, 1): (5.0, 4)}
+    assert v.verdict == "out of regime"
+    assert "lr=0.01,seed=0: max lambda_1 at step 18 of 19; to reach it: train longer" in v.reason
+    assert v.ours.startswith("lr=0.01: 8.5 +- 0.707 (n=2)")  # our numbers are kept
+    ok = {(0.01, 0): (8.0, 9), (0.01, 1): (9.0, 10), (0.1, 0): (4.0, 4), (0.1, 1): (5.0, 5)}
     v = _check("sharpest.peak_lr_time", _peaks(tmp_path / "b", lr, ok, states={(0.1, 1): "diverged"}))
     assert v.verdict == "inconclusive" and v.reason == "runs diverged: lr=0.1,seed=1 (diverged)"
 
 
 def test_peak_against_the_batch_size_in_epochs(tmp_path):
     bs = "train.batch_size"
-    smaller_earlier = {(16, 0): (4.0, 3), (16, 1): (5.0, 4), (128, 0): (8.0, 9), (128, 1): (9.0, 10)}
+    smaller_earlier = {(16, 0): (4.0, 4), (16, 1): (5.0, 5), (128, 0): (8.0, 9), (128, 1): (9.0, 10)}
     frame = _peaks(tmp_path / "a", bs, smaller_earlier)
     assert _check("sharpest.peak_bs_height", frame).verdict == "holds"
     assert _check("sharpest.peak_bs_time", frame).verdict == "holds"
-    reverse = {(16, 0): (8.0, 9), (16, 1): (9.0, 10), (128, 0): (4.0, 3), (128, 1): (5.0, 4)}
+    reverse = {(16, 0): (8.0, 9), (16, 1): (9.0, 10), (128, 0): (4.0, 4), (128, 1): (5.0, 5)}
     frame = _peaks(tmp_path / "b", bs, reverse)
     assert _check("sharpest.peak_bs_height", frame).verdict == "does not hold"
     assert _check("sharpest.peak_bs_time", frame).verdict == "does not hold"
@@ -138,9 +147,12 @@ def test_overshoot(tmp_path):
     assert v.verdict == "does not hold"
     v = _check(key, _sweep(tmp_path / "c", lr, {(0.01, 0): _alphas(-0.03, -0.02), (0.1, 0): _alphas(-0.01, -0.03)}))
     assert v.verdict == "inconclusive" and v.reason.startswith("runs disagree: 1 of 2 runs")
-    v = _check(key, _sweep(tmp_path / "d", lr, {(0.01, 0): _alphas(-0.03, -0.02), (0.1, 0): _alphas(-0.03, -0.02, n=5)}))
-    assert v.verdict == "inconclusive"
-    assert "lr=0.1,seed=0: too few probe points (4 probed steps after the early phase" in v.reason
+    # five probed steps from step 1 (10% of 6, rounded up) is the boundary; four are too few
+    v = _check(key, _sweep(tmp_path / "d", lr, {(0.01, 0): _alphas(-0.03, -0.02), (0.1, 0): _alphas(-0.03, -0.02, n=6)}))
+    assert v.verdict == "holds"
+    v = _check(key, _sweep(tmp_path / "e", lr, {(0.01, 0): _alphas(-0.03, -0.02), (0.1, 0): _alphas(-0.03, -0.02, n=5)}))
+    assert v.verdict == "out of regime"
+    assert "lr=0.1,seed=0: 4 probed steps after the early phase (the first 10% of the run) from step 1" in v.reason
 
 
 # --- Nudged SGD -------------------------------------------------------------------------------------------------------
@@ -153,7 +165,7 @@ def _nsgd(root, acc, norm, *, states=None):
         late = [1000.0] * 15 + [norm[point] - 1, norm[point] + 1] * 2 + [norm[point]]
         runs[point] = {"evaluation/val_accuracy": [acc[point]] * 20, "hessian_norms/spectral_norm": late,
                        "hessian_norms/frobenius_norm": [2 * x for x in late]}
-    return _sweep(root, "optimizer.gamma", runs, states=states)
+    return _sweep(root, "optimizer.gamma", runs, states=states, lr=0.1)
 
 
 NSGD = {"sharpest.nsgd_faster": "acc", "sharpest.nsgd_spectral": "norm", "sharpest.nsgd_frobenius": "norm"}
@@ -181,6 +193,19 @@ def test_nsgd_claims(tmp_path, key):
     assert v.verdict == "inconclusive" and v.reason.startswith("seeds disagree: 1 of 2 seeds")
     v = _check(key, frame("d", nudged_more, states={(0.1, 0): "diverged"}))
     assert v.verdict == "inconclusive" and v.reason == "runs diverged: gamma=0.1,seed=0 (diverged)"
+
+
+def test_nsgd_needs_plain_sgd_near_its_stability_edge(tmp_path):
+    key = "sharpest.nsgd_spectral"
+    # plain SGD (gamma = 1) at lr 0.1: eta * max lambda_1 = 0.1 * 10 = 1 is the boundary (inside); 0.1 * 9.9 is not
+    for name, top, want in (("a", 10.0, "holds"), ("b", 9.9, "out of regime")):
+        norms = {(0.1, 0): [20.0] * 8, (1.0, 0): [top] + [5.0] * 7}
+        frame = _sweep(tmp_path / name, "optimizer.gamma", {p: {"hessian_norms/spectral_norm": v} for p, v in norms.items()},
+                       lr=0.1)
+        v = _check(key, frame)
+        assert v.verdict == want, v
+    assert "gamma=1.0,seed=0: eta * max lambda_1 = 0.1 * 9.9 = 0.99" in v.reason
+    assert "gamma=0.1" not in v.reason  # Nudged SGD's own curvature is not the regime
 
 
 # --- the studies -----------------------------------------------------------------------------------------------------

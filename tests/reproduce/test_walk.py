@@ -8,6 +8,7 @@ import pytest
 from sgdscope.reproduce import load_verdicts
 
 import sgdscope
+from sgdscope.reproduce.regime import judge
 from sgdscope.reproduce import CLAIMS, STUDIES, VERDICTS, reproduce
 from sgdscope.store import RunWriter
 from _study_points import study_points
@@ -40,7 +41,8 @@ def _sweep(root, runs, *, key=None, steps_per_epoch=20, states=None):
 
 
 def _check(key, frame, scale="tiny"):
-    return CLAIMS[key].check(frame, scale)
+    """The claim's verdict as ``reproduce`` says it: its preconditions first (regime.judge), then its rule."""
+    return judge(CLAIMS[key], frame, scale)[0]
 
 
 # --- barriers per epoch ----------------------------------------------------------------------------------------------
@@ -73,7 +75,7 @@ def test_barriers_need_probed_epochs_and_finished_runs(tmp_path):
     sparse = [0.0 if i % 5 == 0 else None for i in range(60)]  # 4 probed steps an epoch
     frame = _sweep(tmp_path / "a", {0: {"interpolation/crossed": _crossed([0, 0, 0])}, 1: {"interpolation/crossed": sparse}})
     v = _check(key, frame)
-    assert v.verdict == "inconclusive" and "seed=1: too few probe points (no epoch with 10 or more probed steps)" in v.reason
+    assert v.verdict == "out of regime" and "seed=1: probed steps per epoch: epoch 1: 4, epoch 2: 4, epoch 3: 4" in v.reason
     frame = _sweep(tmp_path / "b", {0: {"interpolation/crossed": _crossed([0, 0, 0])},
                                     1: {"interpolation/crossed": _crossed([0, 0, 0])}}, states={1: "diverged"})
     v = _check(key, frame)
@@ -128,11 +130,17 @@ def test_valley_floor_holds_with_ups_and_downs_in_every_epoch(tmp_path):
     assert v.verdict == "inconclusive" and v.reason.startswith("runs disagree: 1 of 2 runs")
 
 
-def test_valley_floor_needs_consecutive_probed_steps(tmp_path):
+def test_valley_floor_needs_consecutive_probed_steps_in_every_epoch(tmp_path):
     every_other = [v if i % 2 == 0 else None for i, v in enumerate(_zigzag())]
-    v = _check("walk.valley_floor", _sweep(tmp_path, {0: {"interpolation/valley_floor": _zigzag()},
-                                                      1: {"interpolation/valley_floor": every_other}}))
-    assert v.verdict == "inconclusive" and "seed=1: too few probe points" in v.reason
+    v = _check("walk.valley_floor", _sweep(tmp_path / "a", {0: {"interpolation/valley_floor": _zigzag()},
+                                                             1: {"interpolation/valley_floor": every_other}}))
+    assert v.verdict == "out of regime" and "floor_probed not met" in v.reason
+    assert "seed=1: pairs of consecutive changes per epoch: epoch 1: 0, epoch 2: 0, epoch 3: 0" in v.reason
+    # ten pairs in the last epoch is the boundary (inside), nine is not
+    for name, kept, want in (("b", 11, "holds"), ("c", 10, "out of regime")):
+        floor = _zigzag()[:40 + kept] + [None] * (20 - kept)
+        v = _check("walk.valley_floor", _sweep(tmp_path / name, {0: {"interpolation/valley_floor": floor}}))
+        assert v.verdict == want, (kept, v)
 
 
 # --- alignment against the batch size --------------------------------------------------------------------------------
@@ -159,16 +167,21 @@ def test_alignment_rises_with_the_batch_size_at_every_probed_step(tmp_path):
     assert v.verdict == "inconclusive"
     assert "seed=1: steps disagree: the alignment rises with B at 1 of 2 probed steps" in v.reason
     v = _check(key, _sweep(tmp_path / "d", {0: up, 1: _alignment([(1.0,), (2.0,)], sizes=(10,))}))
-    assert v.verdict == "inconclusive" and "1 batch sizes" in v.reason
+    assert v.verdict == "out of regime" and "seed=1: 2 probed steps with every batch size (epochs 1, 2); batch sizes 10" in v.reason
+    # one epoch end is too few; sizes 10 and 100 span the factor 10 (the boundary), 10 and 99 do not
+    assert _check(key, _sweep(tmp_path / "e", {0: _alignment([(1.0, 2.0, 3.0)])})).verdict == "out of regime"
+    assert _check(key, _sweep(tmp_path / "f", {0: _alignment([(1.0, 2.0)] * 2, sizes=(10, 100))})).verdict == "holds"
+    assert _check(key, _sweep(tmp_path / "g", {0: _alignment([(1.0, 2.0)] * 2, sizes=(10, 99))})).verdict == "out of regime"
 
 
 # --- cosine of consecutive gradients against the batch size -------------------------------------------------------------
 
-def _cosines(root, means, *, states=None):
+def _cosines(root, means, *, states=None, pairs=25):
     """Batch sizes 10 / 100 / 1300, seeds 0 and 1: cosines around the given mean (NaN at the first step)."""
     runs = {}
     for (S, seed), mean in means.items():
-        runs[(S, seed)] = {"gradient_cosine/cosine": [math.nan] + [mean - 0.1, mean + 0.1] * 10}
+        n = pairs(S) if callable(pairs) else pairs
+        runs[(S, seed)] = {"gradient_cosine/cosine": [math.nan] + [mean - 0.1, mean + 0.1] * n}
     return _sweep(root, runs, key="train.batch_size", states=states)
 
 
@@ -184,6 +197,15 @@ def test_cosine_falls_with_the_batch_size(tmp_path):
     assert v.verdict == "inconclusive" and v.reason.startswith("seeds disagree: 1 of 2 seeds")
     v = _check(key, _cosines(tmp_path / "d", falls, states={(1300, 0): "diverged"}))
     assert v.verdict == "inconclusive" and v.reason == "runs diverged: batch_size=1300,seed=0 (diverged)"
+
+
+def test_cosine_needs_the_same_iterations_at_every_batch_size(tmp_path):
+    key = "walk.cosine_batch_size"
+    falls = {(10, 0): 0.2, (100, 0): 0.0, (1300, 0): -0.4}
+    v = _check(key, _cosines(tmp_path / "a", falls, pairs=lambda S: 30 if S == 1300 else 25))
+    assert v.verdict == "out of regime" and "(the runs end at steps [50, 60])" in v.reason
+    v = _check(key, _cosines(tmp_path / "b", falls, pairs=24))  # 48 probed cosines a run: too few
+    assert v.verdict == "out of regime" and "batch_size=10,seed=0: 48 probed cosines to step 48" in v.reason
 
 
 # --- the studies -----------------------------------------------------------------------------------------------------

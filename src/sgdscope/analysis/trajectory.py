@@ -23,8 +23,8 @@ import numpy as np
 
 __all__ = ["Point", "Stat", "STATS", "parse_stat", "apply_stat", "peak"]
 
-STATS = ("max", "min", "mean", "last", "argmax", "first_below:X")
-_PLAIN = ("max", "min", "mean", "last", "argmax")
+STATS = ("max", "min", "mean", "last", "argmax", "argmax_epoch", "first_below:X")
+_PLAIN = ("max", "min", "mean", "last", "argmax", "argmax_epoch")
 _WITH_X = ("first_below",)
 
 
@@ -70,7 +70,8 @@ def peak(traj) -> Point:
 
 @dataclass(frozen=True)
 class Stat:
-    """A parsed statistic: ``kind`` (one of max, min, mean, last, argmax, first_below) and
+    """A parsed statistic: ``kind`` (one of max, min, mean, last, argmax (the step of the maximum),
+    argmax_epoch (its epoch: the same examples seen at every batch size), first_below) and
     ``x`` (the level of first_below). Call it on a trajectory to get a float."""
 
     kind: str
@@ -79,7 +80,7 @@ class Stat:
     @property
     def gives_step(self) -> bool:
         """True where the result is a step (argmax, first_below), not a value of the metric."""
-        return self.kind in ("argmax", "first_below")
+        return self.kind in ("argmax", "argmax_epoch", "first_below")
 
     def __str__(self) -> str:
         return self.kind if self.x is None else f"{self.kind}:{self.x:g}"
@@ -99,6 +100,8 @@ class Stat:
             return float(v[-1])
         if self.kind == "argmax":
             return float(traj["step"].iloc[int(np.argmax(v))])
+        if self.kind == "argmax_epoch":
+            return float(traj["epoch"].iloc[int(np.argmax(v))])
         below = np.flatnonzero(v < self.x)
         return float(traj["step"].iloc[below[0]]) if len(below) else math.nan
 

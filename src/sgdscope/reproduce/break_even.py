@@ -87,8 +87,8 @@ def _probes(every: int | None = None, *, k_batch: int | None = None, spaced: int
 LR_STUDY = study(Study("be_lr", "Break-Even", sweeps=_sweeps("be-lr", {
     "tiny": ({"optimizer": {"name": "sgd", "lr": 0.12}, "train": {"epochs": 4, "batch_size": 32}, "probes": _probes(5)},
              {LR: [0.12, 0.2]}),
-    "cpu": ({"optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 2, "batch_size": 128}, "probes": _probes(25)},
-            {LR: [0.01, 0.1]}),
+    "cpu": ({"optimizer": {"name": "sgd", "lr": 0.03}, "train": {"epochs": 2, "batch_size": 128}, "probes": _probes(25)},
+            {LR: [0.03, 0.1]}),
     "paper": ({"optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 200, "batch_size": 128},
                "probes": _probes(100)}, {LR: [0.001, 0.01, 0.1]}),
 })))
@@ -329,7 +329,7 @@ def fig2_instability(frame, scale):
 MOMENTUM_STUDY = study(Study("be_momentum", "Break-Even", sweeps=_sweeps("be-momentum", {  # Fig. 20: the K spectrum
     "tiny": ({"optimizer": {"name": "sgd", "lr": 0.15}, "train": {"epochs": 4, "batch_size": 32}, "probes": _probes(5)},
              {MOMENTUM: [0.1, 0.9]}),
-    "cpu": ({"optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 2, "batch_size": 128}, "probes": _probes(25)},
+    "cpu": ({"optimizer": {"name": "sgd", "lr": 0.05}, "train": {"epochs": 2, "batch_size": 128}, "probes": _probes(25)},
             {MOMENTUM: [0.1, 0.5, 0.9]}),
     "paper": ({"optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 200, "batch_size": 128},
                "probes": _probes(100)}, {MOMENTUM: [0.1, 0.5, 0.9]}),
@@ -364,10 +364,10 @@ BN_STUDY = study(Study("be_bn", "Break-Even", sweeps=_sweeps("be-bn", {
               "train": {"epochs": 3, "batch_size": 32}, "measure": {"curvature_examples": 256, "bn_mode": "train"},
               "probes": _probes(5, gradient_noise=_K5, bn_scale_norm={"every": 1})}, {LR: [0.01, 1.0]}),
     "cpu": ({"data": {"name": "cifar10", "val_size": 1000, "subset": 5000}, "model": {"name": "simplecnn_bn"},
-             "optimizer": {"name": "sgd", "lr": 0.01}, "train": {"epochs": 3, "batch_size": 128, "eval_examples": 500},
+             "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": 6, "batch_size": 128, "eval_examples": 500},
              "measure": {"curvature_examples": 256, "curvature_batch": 128, "eval_examples": 500, "test_examples": 200,
                          "bn_mode": "train"},
-             "probes": _probes(10, gradient_noise=_K5, bn_scale_norm={"every": 1})}, {LR: [0.001, 0.01, 0.1, 1.0]}),
+             "probes": _probes(20, gradient_noise=_K5, bn_scale_norm={"every": 1})}, {LR: [0.1, 1.0]}),
     "paper": ({"data": {"name": "cifar10", "val_size": 5000}, "model": {"name": "simplecnn_bn"},
                "optimizer": {"name": "sgd", "lr": 0.1}, "train": {"epochs": 200, "batch_size": 128}, **_BN,
                "probes": _probes(spaced=60, gradient_noise=_K5, bn_scale_norm={})}, {LR: [0.001, 0.01, 0.1, 1.0]}),

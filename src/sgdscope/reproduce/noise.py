@@ -56,6 +56,7 @@ from .. import toys
 from ..analysis import series
 from .claim import Verdict, claim
 from .noise_studies import GRAD_TOL, PAPER
+from .regime import Precondition, each_run, probed_at_least, trajectory
 from .rules import every_finished_run, runs
 
 __all__ = []
@@ -75,6 +76,9 @@ _EARLY_EPOCHS = 10  # §2: "an early phase of training corresponding to ~10 epoc
 _YAIDA = 1e-2  # App. A.5: Yaida's threshold on |O_L / O_R - 1|
 _LONG = 5  # "long before": the raw space reaches 1e-2 no earlier than 5 times the top-1 epoch, or never
 _MIN_STATES = 3  # a trend along the projected path needs three projected states
+_RESOLVED = 2.0  # the trace change at every eta beyond two standard errors
+_MIN_RECORDED = 10  # recorded steps of a toy's chain means
+_MIN_LATE = 2  # CS(H, C) probed at two epochs or more after the early phase
 
 
 # --- reading runs ------------------------------------------------------------------------------------------------
@@ -116,6 +120,132 @@ def _verdict(frame, judge, *, what: str, summary) -> Verdict:
 
 
 
+# --- the regime of the claims (preconditions, fixed before any result was seen) ------------------------------------
+
+def _measured(frame, run: str, metric: str):
+    """(epochs, values) of ``metric`` in ``run`` by step, NaN left out; empty where it was not recorded."""
+    t = trajectory(frame, run, metric)
+    return t["epoch"].to_numpy(dtype=float), t["value"].to_numpy(dtype=float)
+
+
+def _scalar(frame, run: str, metric: str) -> float:
+    v = _measured(frame, run, metric)[1]
+    return float(v[-1]) if len(v) else math.nan
+
+
+def _resolved(frame, run: str, scale: str):
+    r = _scalar(frame, run, "trace_rate/resolution")
+    return bool(r >= _RESOLVED), (f"least |trace change| over the learning rates = {r:.3g} standard errors"
+                                  if np.isfinite(r) else "trace_rate/resolution not recorded"), {"resolution": r}
+
+
+CHANGE_RESOLVED = each_run(
+    "change_resolved", check_run=_resolved,
+    paper="§4.2, eq. 15: the trace evolution over the measured iterations after the ensemble equilibrated (Fig. 2b: "
+          "1000 iterations to equilibrate, 1000 measured)",
+    test=f"at every learning rate the measured trace change exceeds {_RESOLVED:g} standard errors (over chains): the "
+         f"measured steps are long enough to see it",
+    remedy="measure over more steps or more chains")
+
+
+def _recorded(frame, run: str, scale: str):
+    names = [f"noise_structure/{k}_{q}" for k in ("sgd", "isotropic_subspace") for q in ("trace", "det")]
+    counts = {m: len(_measured(frame, run, m)[1]) for m in names}
+    finite = all(np.isfinite(_measured(frame, run, m)[1]).all() for m in names)
+    n = min(counts.values())
+    return bool(n >= _MIN_RECORDED and finite), f"{n} recorded steps of the chain means, " + \
+        ("all finite" if finite else "some not finite (chains left the valley)"), {"recorded": n, "finite": finite}
+
+
+IN_VALLEY = each_run(
+    "in_valley", check_run=_recorded,
+    paper="§3 Theorem 1, Fig. 2c-d: the chains move within the valley from (0, 0, 1, 0) under each noise (20,000 "
+          "iterations)",
+    test=f"the chain means of trace and determinant under both noises recorded at {_MIN_RECORDED} or more steps, every "
+         f"value finite",
+    remedy="run more steps or a smaller learning rate")
+
+
+def _stationary(frame, run: str, scale: str):
+    values = _measured(frame, run, "valley_slope/noisy_theta_2_mean")[1]
+    se = _scalar(frame, run, "valley_slope/stationary_stderr")
+    late = values[-(len(values) // 3):] if len(values) >= 6 else np.array([])
+    if len(late) < 2 or not np.isfinite(se):
+        return False, f"{len(late)} recorded steps in the last third", {"n": len(late)}
+    first, second = late[: len(late) // 2].mean(), late[len(late) // 2:].mean()
+    drift, allowed = abs(second - first), _SIGMA * math.sqrt(2) * se
+    return bool(drift <= allowed), (f"the chains' mean theta_2 over the halves of the last third: {first:.4g} and "
+                                    f"{second:.4g} (drift {drift:.2g}, allowed {allowed:.2g})"), \
+        {"drift": drift, "allowed": allowed}
+
+
+STATIONARY = each_run(
+    "stationary", check_run=_stationary,
+    paper="App. A.6, eq. 38: the stationary distribution of theta_2 under noise ('<theta_2> = -0.02' at the steady "
+          "state)",
+    test=f"the chains' mean theta_2 does not drift over the last third of the run: the means of its two halves differ "
+         f"by at most {_SIGMA:g} sqrt(2) standard errors (over chains)",
+    remedy="run more steps")
+
+
+def _at_minimum(frame, run: str, scale: str):
+    g = _scalar(frame, run, "negative_sum/base_grad_norm")
+    return bool(g <= GRAD_TOL), (f"gradient norm at the start = {g:.3g}" if np.isfinite(g) else
+                                 "negative_sum/base_grad_norm not recorded"), {"base_grad_norm": g}
+
+
+AT_MINIMUM = each_run(
+    "at_minimum", check_run=_at_minimum,
+    paper="§4.1, App. A.3: 'near a true minimum' (the snapshots around a minimum of the training loss)",
+    test=f"the run starts at a true minimum: gradient norm <= {GRAD_TOL:g} after gradient descent",
+    remedy="more gradient descent steps before the snapshots")
+
+AFTER_EARLY_PHASE = probed_at_least(
+    "hessian_noise/cosine", _MIN_LATE, key="after_early_phase", after_epoch=_EARLY_EPOCHS,
+    what="probed epochs", paper="App. A.4: 'after several epochs of initial training'; §2: 'an early phase of training "
+                                "corresponding to ~10 epochs'",
+    remedy=f"train for more than {_EARLY_EPOCHS + _MIN_LATE - 1} epochs")
+
+
+def _long_enough(frame, run: str, scale: str):
+    epochs, raw = _measured(frame, run, "fdr/ratio")
+    sub_epochs, sub = _measured(frame, run, "fdr/ratio_subspace")
+    e_sub, e_raw = _first_below(sub_epochs, sub, _YAIDA), _first_below(epochs, raw, _YAIDA)
+    last = float(epochs[-1]) if len(epochs) else 0.0
+    need = _LONG * e_sub if e_sub is not None else float(_EARLY_EPOCHS)
+    inside = e_raw is not None or last >= need
+    return bool(inside), (f"{last:g} epochs; the top-1 ratio below {_YAIDA:g} from epoch {_epoch(e_sub)}, the raw from "
+                          f"epoch {_epoch(e_raw)}; needs {need:g} epochs or the raw below it"), {"epochs": last, "need": need}
+
+
+LONG_ENOUGH = each_run(
+    "long_enough", check_run=_long_enough,
+    paper="App. A.5: 'After several epochs, |O_L/O_R - 1| in top-1 subspace is already less then 10^-2 ... while the "
+          "state in the whole parameter space is still far from equilibrium after 50 epoch of training'",
+    test=f"the run lasts {_LONG} times the first epoch e_top with the top-1 ratio below {_YAIDA:g} (or "
+         f"{_EARLY_EPOCHS} epochs, 'several', when it never gets there), unless the raw space gets below it too",
+    remedy="train for more epochs")
+
+
+def _converged(least: int):
+    def check(frame, run: str, scale: str):
+        _, converged = _measured(frame, run, "valley_path/converged")
+        missed = int((converged < 0.5).sum())
+        return bool(missed == 0 and len(converged) >= least), \
+            f"{len(converged)} projected states, {missed} of them above the threshold", \
+            {"states": len(converged), "not_converged": missed}
+    return check
+
+
+def _projected(least: int) -> Precondition:
+    return each_run(
+        "converged_states", check_run=_converged(least),
+        paper="§2.1.1: the states of SGD projected to 'nearby minima' (the projection converges below the least training "
+              "loss of the checkpoints)",
+        test=f"every projection reached the threshold, and at least {least} projected states",
+        remedy="more GD steps in the projection or more checkpoints")
+
+
 # --- Fig. 2b: the trace change against eta^2 ---------------------------------------------------------------------------
 
 def _trace_rate_run(frame, run: str):
@@ -140,7 +270,7 @@ def _trace_rate_run(frame, run: str):
             f"the origin). Holds if every run shows it; does not hold if none does; inconclusive if they disagree",
        paper_numbers="no number in the text; Fig. 2b (L = |t3 + t4| t1^2 + |t3 + 2 t4| t2^2, 1000 iterations to "
                      "equilibrate, 1000 measured): 'the trace evolution rate is proportional to eta^2 ... which shows "
-                     "a linear relation as predicted'")
+                     "a linear relation as predicted'", preconditions=(CHANGE_RESOLVED,))
 def trace_rate_eta2(frame, scale):
     return _verdict(frame, _trace_rate_run, what="a trace change linear in eta^2 through the origin at eq. 15's slope",
                     summary=lambda ns: (f"slope / eq. 15: {_spread(n['ratio'] for n in ns)}; "
@@ -180,7 +310,7 @@ def _structure_run(frame, run: str):
             f"disagree",
        paper_numbers="no number in the text; Fig. 2c-d (L = (4 - 2 exp(-t3^2 - t4^2)) t1^2 + exp(-(t3 - t4)^2) t2^2, "
                      "20,000 iterations): SGD noise (red) lowers the trace, isotropic noise (blue) the determinant, "
-                     "'consistent with our analysis'")
+                     "'consistent with our analysis'", preconditions=(IN_VALLEY,))
 def noise_structure(frame, scale):
     def summary(ns):
         t, d = [n["sgd_trace"] for n in ns], [n["isotropic_det"] for n in ns]
@@ -217,7 +347,7 @@ def _slope_run(frame, run: str):
             f"cannot tell",
        paper_numbers="App. A.6: alpha = 1e-4, eta = 0.01, s = 1, start (0.1, 0.1): 'From 38 it is easy to show that "
                      "<theta_2> = -0.02, which is consistent with the right column of Figure 7'; GD: 'theta_2 continues "
-                     "decreasing to negative infinity'")
+                     "decreasing to negative infinity'", preconditions=(STATIONARY,))
 def valley_slope_theta2(frame, scale):
     return _verdict(frame, _slope_run, what=f"a stationary theta_2 within {_BAND:.0%} of {_THETA2} with GD below it",
                     summary=lambda ns: (f"stationary theta_2: {_spread(n['stationary'] for n in ns)} (paper {_THETA2}); "
@@ -258,7 +388,7 @@ def _intercept_test(intercepts: list[float]) -> tuple[str | bool, str]:
             f"inconclusive if the runs disagree or there are fewer than {_MIN_SEEDS} seeds",
        paper_numbers="Fig. 2a (MNIST, 500 examples, a one-hidden-layer net of 6220 parameters, label smoothing; batch "
                      "sizes 5-250, lr 0.001-0.1): best fit y = w x + b with w = -40.07, b = 1.22e-5: 'the data is nearly "
-                     "a straight line and the y-intercept is almost zero'")
+                     "a straight line and the y-intercept is almost zero'", preconditions=(AT_MINIMUM,))
 def negative_sum_loss(frame, scale):
     v = _verdict(frame, _negative_run, what=f"a line with w < 0 and R^2 >= {_LINEAR_R2}",
                  summary=lambda ns: (f"w: {_spread(n['slope'] for n in ns)}; b: {_spread(n['intercept'] for n in ns)}; "
@@ -308,7 +438,7 @@ _ALIGNMENT_PAPER = ("App. A.4, Fig. 5 (CIFAR-10 as 7 x 7 grey images, one hidden
 for _key, _study, _what in (("label_smoothing", "noise_hc_ls", "label-smoothed cross entropy, lr 0.001"),
                             ("mse", "noise_hc_mse", "mean-squared error, lr 0.1")):
     claim(f"noise.hc_alignment_{_key}", paper=PAPER, where="§2.1.2, App. A.4, Fig. 5", study=_study,
-          figure="noise.fig5", rule=_ALIGNMENT_RULE, paper_numbers=_ALIGNMENT_PAPER,
+          figure="noise.fig5", rule=_ALIGNMENT_RULE, paper_numbers=_ALIGNMENT_PAPER, preconditions=(AFTER_EARLY_PHASE,),
           statement=f"after the early phase of training the gradient-noise covariance C is aligned with the Hessian H: "
                     f"CS(H, C) > 0.9 ({_what})")(_alignment)
 
@@ -335,11 +465,7 @@ def _fdr_run(frame, run: str):
             f"last values: top-1 {numbers['top1_last']:.2g}, raw {numbers['raw_last']:.2g})")
     if e_sub is None:
         return False, text, numbers
-    if e_raw is not None:
-        return e_raw >= _LONG * e_sub, text, numbers
-    if last < _LONG * e_sub:
-        return f"too short: the raw space was not below {_YAIDA:g} by epoch {last:g} < {_LONG} x {e_sub:g}", text, numbers
-    return True, text, numbers
+    return e_raw is None or e_raw >= _LONG * e_sub, text, numbers
 
 
 @claim("noise.fdr_timescales", paper=PAPER, where="§2.1.3, App. A.5, Fig. 6",
@@ -348,13 +474,13 @@ def _fdr_run(frame, run: str):
        study="noise_fdr", figure="noise.fig6",
        rule=f"per run, |O_L / O_R - 1| over each epoch (fdr/ratio_subspace on the top-1 eigenvector, fdr/ratio in the raw "
             f"space): e_top = the first epoch with the top-1 value < {_YAIDA:g}, e_raw the same for the raw space. The "
-            f"run shows it when e_top exists and e_raw >= {_LONG} e_top, or the raw space never gets below {_YAIDA:g} in a "
-            f"run of at least {_LONG} e_top epochs; it does not when the top-1 value never gets below {_YAIDA:g} or "
-            f"e_raw < {_LONG} e_top; a shorter run without e_raw cannot tell. Holds if every run shows it; does not hold "
-            f"if none does; inconclusive otherwise or if a run did not finish",
+            f"run shows it when e_top exists and e_raw >= {_LONG} e_top or the raw space never gets below {_YAIDA:g} (the "
+            f"run's length is the precondition long_enough); it does not when the top-1 value never gets below "
+            f"{_YAIDA:g} or e_raw < {_LONG} e_top. Holds if every run shows it; does not hold if none does; inconclusive "
+            f"otherwise or if a run did not finish",
        paper_numbers="App. A.5, Fig. 6 (a small CNN on CIFAR-10): 'After several epochs, |O_L/O_R - 1| in top-1 subspace "
                      "is already less then 10^-2 ... while the state in the whole parameter space is still far from "
-                     "equilibrium after 50 epoch of training'")
+                     "equilibrium after 50 epoch of training'", preconditions=(LONG_ENOUGH,))
 def fdr_timescales(frame, scale):
     def first(ns, key):
         return _spread(math.nan if n[key] is None else n[key] for n in ns)
@@ -375,10 +501,6 @@ def _connected_run(frame, run: str):
                "max_train_loss": float(loss.max()) if len(loss) else math.nan}
     text = (f"{len(converged)} projected states, {broken} of {len(connected)} consecutive pairs not line connected, "
             f"training loss on the path <= {numbers['max_train_loss']:.4g}")
-    if missed:
-        return f"{missed} of {len(converged)} projections did not reach the threshold (no minimum)", text, numbers
-    if not len(connected):
-        return "too few projected states (fewer than two)", text, numbers
     return broken == 0, text, numbers
 
 
@@ -388,13 +510,13 @@ def _connected_run(frame, run: str):
        study="noise_valley", figure="noise.fig1",
        rule="per run, the projected path (checkpoints at every epoch's end; between two projections that are not line "
             "connected, on 10 evenly spaced points below the threshold, the state halfway is projected too, down to "
-            "adjacent steps): the run cannot tell if a projection did not reach the threshold; it shows it when every "
-            "consecutive pair is line connected (valley_path/connected = 1), does not when some pair of adjacent steps "
-            "is not. Holds if every run shows it; does not hold if none does; inconclusive otherwise or if a run did "
+            "adjacent steps; every projection reaching the threshold is the precondition converged_states): the run "
+            "shows it when every consecutive pair is line connected (valley_path/connected = 1), does not when some "
+            "pair of adjacent steps is not. Holds if every run shows it; does not hold if none does; inconclusive otherwise or if a run did "
             "not finish",
        paper_numbers="Fig. 1 (PreAct-ResNet18, VGG16 on CIFAR-10, 150 epochs; 2700 and 4020 projected points): 'after a "
                      "few epochs, the training loss along the path remains close to zero ... there exists at least one "
-                     "minimal valley connected to the model state found by regular SGD'")
+                     "minimal valley connected to the model state found by regular SGD'", preconditions=(_projected(2),))
 def valley_connected(frame, scale):
     return _verdict(frame, _connected_run, what="a line-connected projected path",
                     summary=lambda ns: (f"projected states: {_spread(n['states'] for n in ns)}; pairs not connected: "
@@ -429,7 +551,7 @@ def _trend_run(frame, run: str):
             f"when it is positive beyond them, cannot tell otherwise. Holds if every run shows it; does not hold if none "
             f"does; inconclusive otherwise or if a run did not finish",
        paper_numbers="Fig. 3 (PreAct-ResNet18, VGG16; mean and standard deviation over 10 initializations): 'the Hessian "
-                     "trace indeed decreases on average in both cases'")
+                     "trace indeed decreases on average in both cases'", preconditions=(_projected(_MIN_STATES),))
 def valley_trace(frame, scale):
     return _verdict(frame, _trend_run, what="a falling trace along the projected path",
                     summary=lambda ns: (f"Tr H at the first projected state: {_spread(n['first'] for n in ns)}, at the "

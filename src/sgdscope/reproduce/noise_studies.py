@@ -137,7 +137,7 @@ def _hc_sweeps(loss: dict, lr: float, tag: str) -> dict:
         "optimizer": {"name": "sgd", "lr": lr}, "train": {"epochs": _HC_EPOCHS[scale], "batch_size": 512},
         "measure": _HC_MEASURE[scale], **({"device": "cuda"} if scale == "paper" else {}),
         "probes": {"hessian_noise": {"num_matvecs": 20, "num_examples": _HC_EXAMPLES[scale], "epoch_end": True}}},
-        "grid": {}, "seeds": [0, 1]} for scale in SCALES}
+        "grid": {}, "seeds": [0, 1, 2] if scale == "cpu" else [0, 1]} for scale in SCALES}
 
 
 HC_LS_STUDY = study(Study("noise_hc_ls", PAPER, sweeps=_hc_sweeps({"name": "label_smoothing", "smoothing": 0.1}, 0.001,
@@ -152,11 +152,11 @@ _CIFAR_SGD = {"loss": {"name": "label_smoothing", "smoothing": 0.1},
               "optimizer": {"name": "sgd", "lr": 0.1, "momentum": 0.9}}
 FDR = {
     "tiny": {"config": {**_CIFAR_SGD, "data": {"name": "digits", "val_size": 200}, "model": {"name": "small_cnn"},
-                        "train": {"epochs": 10, "batch_size": 100}, "measure": {"curvature_examples": 256}},
+                        "train": {"epochs": 20, "batch_size": 100}, "measure": {"curvature_examples": 256}},
              "seeds": [0, 1]},
-    "cpu": {"config": {**_CIFAR_SGD, "data": {"name": "cifar10", "val_size": 1000, "subset": 10000},
-                       "model": {"name": "small_cnn"}, "train": {"epochs": 20, "batch_size": 500},
-                       "measure": {"curvature_examples": 500, "eval_examples": 1000}}, "seeds": [0, 1]},
+    "cpu": {"config": {**_CIFAR_SGD, "data": {"name": "cifar10", "val_size": 1000, "subset": 5000},
+                       "model": {"name": "small_cnn"}, "train": {"epochs": 60, "batch_size": 500},
+                       "measure": {"curvature_examples": 500, "eval_examples": 1000}}, "seeds": [0, 1, 2]},
     "paper": {"config": {**_CIFAR_SGD, "data": {"name": "cifar10", "val_size": 5000}, "model": {"name": "small_cnn"},
                          "train": {"epochs": 50, "batch_size": 500}, "device": "cuda",
                          "measure": {"curvature_examples": 5000, "curvature_batch": 1000, "eval_examples": 5000}},
@@ -170,7 +170,7 @@ VALLEY = {
     "cpu": {"configs": {"mlp70": {**_CIFAR_SGD, "data": {"name": "cifar10", "val_size": 1000, "subset": 2000, **_GREY},
                                   "model": {"name": "mlp_70"}, "train": {"epochs": 10, "batch_size": 100, "keep_checkpoints": 0},
                                   "measure": {"curvature_examples": 1000, "eval_examples": 0}}},
-            "seeds": [0, 1], "max_steps": 3000, "matvecs": 30},
+            "seeds": [0, 1, 2], "max_steps": 3000, "matvecs": 30},
     "paper": {"configs": {name: {**_CIFAR_SGD, "data": {"name": "cifar10", "val_size": 5000}, "model": {"name": name},
                                  "train": {"epochs": 150, "batch_size": 500, "keep_checkpoints": 0}, "device": "cuda",
                                  "measure": {"curvature_examples": 5000, "curvature_batch": 500, "eval_examples": 5000}}

@@ -22,9 +22,9 @@ import numpy as np
 from ..analysis import series
 from ..analysis.metrics import MissingMetric
 from .claim import Claim, Verdict
-from .rules import runs
+from .rules import runs, unfinished
 
-__all__ = ["Precondition", "RunRegime", "assess", "outside", "judge", "reaches", "peak_inside", "probed_at_least", "run_value", "trajectory"]
+__all__ = ["Precondition", "RunRegime", "assess", "outside", "judge", "reaches", "peak_inside", "probed_at_least", "each_run", "run_value", "trajectory"]
 
 
 @dataclass(frozen=True)
@@ -79,11 +79,13 @@ def outside(regime: list[dict]) -> str:
 
 def judge(claim: Claim, frame, scale: str) -> tuple[Verdict, list[dict]]:
     """The claim's verdict and its regime: the rule's verdict when every run is inside every
-    precondition, otherwise ``out of regime`` (our numbers kept, the rule's verdict not said)."""
+    precondition, otherwise ``out of regime`` (our numbers kept, the rule's verdict not said). A
+    sweep with a run that did not finish keeps the rule's ``inconclusive`` (:func:`~.rules.unfinished`
+    names the runs): such a run has no whole trajectory to place inside or outside a regime."""
     regime = assess(claim.preconditions, frame, scale)
     verdict = claim.check(frame, scale)
     reason = outside(regime)
-    if reason:
+    if reason and not (verdict.verdict == "inconclusive" and unfinished(frame)):
         return Verdict("out of regime", verdict.ours, reason, verdict.numbers), regime
     return verdict, regime
 
@@ -131,10 +133,11 @@ def reaches(metric: str, level: float, *, key: str, paper: str, remedy: str, wha
 
 
 def peak_inside(metric: str, *, what: str, paper: str, after_step: int | dict = 0, after_epoch: float = 0.0,
-                key: str | None = None) -> Precondition:
+                key: str | None = None, before_share: float = 1.0, remedy: str = "train longer") -> Precondition:
     """Inside when the maximum of ``metric`` (over the probed steps from ``after_step`` / ``after_epoch``)
-    lies before the run's last probed step: the peak was reached and followed by lower values.
-    ``after_step`` may map a scale to its step."""
+    lies before the run's last probed step: the peak was reached and followed by lower values. With
+    ``before_share`` < 1, the maximum must lie before that share of the last probed step (a settled
+    phase of at least the rest of the run after it). ``after_step`` may map a scale to its step."""
 
     def check(frame, scale):
         start = after_step.get(scale, 0) if isinstance(after_step, dict) else after_step
@@ -146,27 +149,49 @@ def peak_inside(metric: str, *, what: str, paper: str, after_step: int | dict = 
                 continue
             i = int(np.argmax(traj["value"].to_numpy()))
             step, last = int(traj["step"].iloc[i]), int(traj["step"].iloc[-1])
-            out[run] = RunRegime(i < len(traj) - 1, f"max {what} at step {step} of {last}",
+            inside = i < len(traj) - 1 and (before_share >= 1 or step < before_share * last)
+            out[run] = RunRegime(inside, f"max {what} at step {step} of {last}",
                                  {"peak_step": step, "last_step": last, "n": len(traj)})
         return out
 
-    return Precondition(key or f"peak_inside({metric})", paper,
-                        f"the maximum of {metric} before the run's last probed step", "train longer", check)
+    where = "before the run's last probed step" if before_share >= 1 else \
+        f"before {before_share:.0%} of the run's last probed step"
+    return Precondition(key or f"peak_inside({metric})", paper, f"the maximum of {what} {where}", remedy, check)
 
 
 def probed_at_least(metric: str, least: int, *, key: str, paper: str, remedy: str, before: Callable | None = None,
+                    after: Callable | None = None, after_epoch: float | None = None,
                     what: str = "probed steps") -> Precondition:
     """Inside when ``metric`` was recorded at ``least`` probed steps or more; with ``before(traj)``
-    (a step), only those up to and including that step count."""
+    (a step), only those up to and including that step count; with ``after(traj)`` (a step), only
+    those from that step on; with ``after_epoch``, only those at a later epoch."""
 
     def check(frame, scale):
         out = {}
         for run in runs(frame):
             traj = trajectory(frame, run, metric)
+            if after_epoch is not None:
+                traj = traj[traj["epoch"] > after_epoch + 1e-9]
             upto = before(traj) if before is not None and len(traj) else None
-            n = int((traj["step"] <= upto).sum()) if upto is not None else len(traj)
-            at = f" up to step {upto}" if upto is not None else ""
+            start = after(traj) if after is not None and len(traj) else None
+            keep = np.ones(len(traj), dtype=bool)
+            if upto is not None:
+                keep &= (traj["step"] <= upto).to_numpy()
+            if start is not None:
+                keep &= (traj["step"] >= start).to_numpy()
+            n = int(keep.sum())
+            at = (f" up to step {upto}" if upto is not None else "") + (f" from step {start}" if start is not None else "")
+            at += f" after epoch {after_epoch:g}" if after_epoch is not None else ""
             out[run] = RunRegime(n >= least, f"{n} {what}{at}", {"n": n})
         return out
 
     return Precondition(key, paper, f"at least {least} {what} of {metric}", remedy, check)
+
+
+def each_run(key: str, *, paper: str, test: str, remedy: str, check_run: Callable) -> Precondition:
+    """A precondition from a per-run test: ``check_run(frame, run, scale) -> (inside, measured, numbers)``."""
+
+    def check(frame, scale):
+        return {run: RunRegime(*check_run(frame, run, scale)) for run in runs(frame)}
+
+    return Precondition(key, paper, test, remedy, check)

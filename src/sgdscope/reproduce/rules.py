@@ -18,7 +18,7 @@ import numpy as np
 from ..analysis import compare
 from .claim import Rule, Verdict
 
-__all__ = ["ordered", "describe", "too_few", "effect", "ordering", "Window", "after_step", "after_epoch", "second_half",
+__all__ = ["ordered", "describe", "too_few", "effect", "ordering", "Window", "after_step", "after_epoch", "after_share", "second_half",
            "WHOLE_RUN"]
 
 
@@ -160,12 +160,22 @@ def every_finished_run(frame, results: dict, *, what: str, numbers: dict | None 
     return every_run(results, what=what, numbers=numbers)
 
 
+def each_run_shows(frame, judge: Callable, *, what: str) -> Verdict:
+    """:func:`every_finished_run` over ``judge(frame, run) -> (shows, text, numbers)`` of every run of
+    ``frame``; the runs' numbers under ``numbers["runs"]``."""
+    results, numbers = {}, {}
+    for run in runs(frame):
+        shows, text, numbers[run] = judge(frame, run)
+        results[run] = (shows, text)
+    return every_finished_run(frame, results, what=what, numbers={"runs": numbers})
+
+
 def runs(frame) -> list[str]:
     """The runs of a sweep frame, in their order of appearance."""
     return list(dict.fromkeys(frame["run"]))
 
 
-__all__ += ["unfinished", "every_run", "every_finished_run", "runs"]
+__all__ += ["unfinished", "every_run", "every_finished_run", "each_run_shows", "runs"]
 
 
 # --- the ordering rule as data ---------------------------------------------------------------------------------------
@@ -196,6 +206,12 @@ def after_epoch(epoch: float) -> Window:
     return Window(f"after the first {epoch:g} epoch", lambda frame, scale: {"after_epoch": epoch})
 
 
+def after_share(share: float) -> Window:
+    """From ``share`` of the study's last probed step on (0.75: the last quarter of the run)."""
+    return Window(f"over the probed steps of the last {1 - share:.0%} of the run (steps >= {share:.0%} of the last "
+                  f"probed step)", lambda frame, scale: {"after_step": math.ceil(share * int(frame["step"].max()))})
+
+
 def second_half() -> Window:
     """The probed steps of the second half of the epochs (``train.epochs`` / 2 on, per the study's config)."""
     return Window("over the probed steps of the second half of the epochs",
@@ -212,11 +228,14 @@ def ordering(metric: str, key: str, *, falls: bool, what: str, stat: str = "max"
             f"is the ratio of the means at the largest and smallest {key}, with each seed's ratio")
 
     def check(frame, scale) -> Verdict:
-        table = compare(frame, metric, stat=stat, by=key, **window.bounds(frame, scale))
+        bounds = window.bounds(frame, scale)
+        table = compare(frame, metric, stat=stat, by=key, **bounds)
         reason = unfinished(frame)
         if reason:
             return Verdict("inconclusive", describe(table, key), reason,
-                           {"key": key, "points": table[[key, "mean", "std", "n"]].to_dict("records")})
-        return ordered(table, key, falls=falls, what=what)
+                           {"key": key, "points": table[[key, "mean", "std", "n"]].to_dict("records"), **bounds})
+        v = ordered(table, key, falls=falls, what=what)
+        v.numbers.update(bounds)
+        return v
 
     return Rule(text, check)

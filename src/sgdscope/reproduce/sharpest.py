@@ -30,9 +30,10 @@ import math
 
 import numpy as np
 
-from ..analysis import compare, peak, series
-from .claim import Study, Verdict, claim, study
-from .rules import describe, every_finished_run, ordered, runs, unfinished
+from ..analysis import peak, series
+from .claim import Rule, Study, claim, study
+from .regime import each_run, peak_inside, probed_at_least, run_value, trajectory
+from .rules import after_share, each_run_shows, ordering
 
 __all__ = []
 
@@ -60,12 +61,12 @@ def _lr_probes(k: int, num: int) -> dict:
 
 
 LR_STUDY = study(Study("sd_lr", "Sharpest directions", sweeps={
-    "tiny": {"config": {**_TINY, "name": "sd-lr-tiny", "optimizer": {"name": "sgd", "lr": 0.02},
-                        "train": {"epochs": 5, "batch_size": 32}, "probes": _lr_probes(5, 30)},
-             "grid": {LR: [0.02, 0.2]}, "seeds": [0, 1]},
+    "tiny": {"config": {**_TINY, "name": "sd-lr-tiny", "optimizer": {"name": "sgd", "lr": 0.05},
+                        "train": {"epochs": 8, "batch_size": 32}, "probes": _lr_probes(5, 30)},
+             "grid": {LR: [0.05, 0.2]}, "seeds": [0, 1]},
     "cpu": {"config": {**_CPU, "name": "sd-lr-cpu", "optimizer": {"name": "sgd", "lr": 0.01},
-                       "train": {"epochs": 5, "batch_size": 128}, "probes": _lr_probes(10, 40)},
-            "grid": {LR: [0.01, 0.03, 0.1]}, "seeds": [0, 1]},
+                       "train": {"epochs": 5, "batch_size": 128}, "probes": _lr_probes(10, 30)},
+            "grid": {LR: [0.02, 0.05, 0.1]}, "seeds": [0, 1, 2]},
     "paper": {"config": {**_PAPER, "name": "sd-lr-paper", "optimizer": {"name": "sgd", "lr": 0.005},
                          "train": {"epochs": 50, "batch_size": 128, "checkpoint_every": 500},
                          "probes": _lr_probes(30, 60)},
@@ -76,11 +77,11 @@ _TOP2 = {"top_eigenvalues": {"k": 2}}
 
 BS_STUDY = study(Study("sd_bs", "Sharpest directions", sweeps={
     "tiny": {"config": {**_TINY, "name": "sd-bs-tiny", "optimizer": {"name": "sgd", "lr": 0.05},
-                        "train": {"epochs": 5, "batch_size": 32}, "probes": _spaced(30, _TOP2)},
+                        "train": {"epochs": 12, "batch_size": 32}, "probes": _spaced(30, _TOP2)},
              "grid": {BS: [16, 128]}, "seeds": [0, 1]},
     "cpu": {"config": {**_CPU, "name": "sd-bs-cpu", "optimizer": {"name": "sgd", "lr": 0.05},
                        "train": {"epochs": 5, "batch_size": 128}, "probes": _spaced(40, _TOP2)},
-            "grid": {BS: [32, 128, 512]}, "seeds": [0, 1]},
+            "grid": {BS: [32, 128, 512]}, "seeds": [0, 1, 2]},
     "paper": {"config": {**_PAPER, "name": "sd-bs-paper", "optimizer": {"name": "sgd", "lr": 0.005},
                          "train": {"epochs": 50, "batch_size": 128, "checkpoint_every": 500},
                          "probes": _spaced(60, _TOP2)},
@@ -93,175 +94,135 @@ def _nsgd(lr: float, top_k: int) -> dict:
 
 
 NSGD_STUDY = study(Study("sd_nsgd", "Sharpest directions", sweeps={
-    "tiny": {"config": {**_TINY, "name": "sd-nsgd-tiny", "optimizer": _nsgd(0.05, 3),
+    "tiny": {"config": {**_TINY, "name": "sd-nsgd-tiny", "optimizer": _nsgd(0.1, 3),
                         "train": {"epochs": 5, "batch_size": 32},
                         "probes": {"hessian_norms": {"every": 10, "epoch_end": True}}},
              "grid": {GAMMA: [0.1, 1.0]}, "seeds": [0, 1]},
     "cpu": {"config": {**_CPU, "name": "sd-nsgd-cpu", "optimizer": _nsgd(0.1, 5),
                        "train": {"epochs": 5, "batch_size": 128},
-                       "probes": {"hessian_norms": {"every": 100, "epoch_end": True}}},
-            "grid": {GAMMA: [0.1, 1.0]}, "seeds": [0, 1]},
+                       "probes": {"hessian_norms": {"every": 150, "epoch_end": True}}},
+            "grid": {GAMMA: [0.1, 1.0]}, "seeds": [0, 1, 2]},
     "paper": {"config": {**_PAPER, "name": "sd-nsgd-paper", "optimizer": _nsgd(0.005, 5),
                          "train": {"epochs": 50, "batch_size": 128, "checkpoint_every": 500},
                          "probes": {"hessian_norms": {"log_spaced": 60, "epoch_end": True}}},
               "grid": {GAMMA: [0.1, 1.0]}, "seeds": [0, 1, 2]},
 }))
 
-# --- thresholds of the rules (fixed before any result was seen) -----------------------------------------------------
+# --- thresholds of the rules and preconditions (fixed before any result was seen) ------------------------------------
 
-_MIN_POINTS = 5  # probed steps a trajectory needs
+_MIN_POINTS = 5  # probed steps a rise (up to the peak) or the late phase needs
 _RISE = 2.0  # "a sharp increase": the maximum at least twice the first probed value
-_REACHED = 0.75  # a peak counts as reached when it lies before 3/4 of the run's last probed step
+_REACHED = 0.75  # the peak lies before 3/4 of the run's last probed step: a settled phase of a quarter of the run follows
 _EARLY = 0.1  # the early phase: the first 10% of the run's steps
 _LATE = 0.75  # "the region it reaches": the last quarter of the run's steps
+_EDGE = 1.0  # plain SGD's step limits its curvature: eta * max lambda_1 >= 1 (half the stability edge 2 / eta)
+
+# --- the regime of the poster's claims -------------------------------------------------------------------------------
+
+PEAK_SETTLED = peak_inside(
+    LAMBDA, what="lambda_1", key="peak_settled", before_share=_REACHED,
+    paper="Fig. 1a: 'a sharp increase and a steady decrease afterwards'; 'curvature ... initially grows, and then "
+          "stabilizes or decays' (the peak reached, then a settled phase)",
+    remedy="train longer (more epochs) so that the peak is followed by a settled phase")
 
 
+def _peak_step(traj) -> int:
+    return int(traj["step"].iloc[int(np.argmax(traj["value"].to_numpy()))])
 
-def _peak(frame, run: str, metric: str = LAMBDA) -> dict:
-    """The maximum of ``metric`` in one run: value, step, epoch, the first value, the last probed step,
-    the number of probed steps, and whether the peak was reached (before ``_REACHED`` of the run)."""
-    traj = series(frame, metric, run=run).dropna(subset=["value"])
+
+RISE_PROBED = probed_at_least(
+    LAMBDA, _MIN_POINTS, key="rise_probed", before=_peak_step, what="probed steps up to the peak",
+    paper="Fig. 1a-b: the evolution of the top eigenvalues from the start of training (the rise to the peak seen)",
+    remedy="probe lambda_1 more often early (more log-spaced probe points)")
+
+LATE_PROBED = probed_at_least(
+    ALPHA_ONE, _MIN_POINTS, key="late_probed", after=lambda traj: math.ceil(_EARLY * int(traj["step"].max())),
+    what=f"probed steps after the early phase (the first {_EARLY:.0%} of the run)",
+    paper="Fig. 2b: the average loss change along the sharpest direction over training, after the bowl-like shape "
+          "forms 'in the beginning of training' (Fig. 2a)",
+    remedy="probe the sharpest directions more often")
+
+
+def _at_edge(frame, run: str, scale: str):
+    gamma, lr = run_value(frame, run, GAMMA), run_value(frame, run, LR)
+    if gamma != 1.0:
+        return True, f"Nudged SGD (gamma = {gamma:g}): the regime is read on plain SGD", {"gamma": gamma}
+    traj = trajectory(frame, run, SPECTRAL)
     if not len(traj):
-        return {"n": 0}
-    p = peak(traj)
-    last = int(traj["step"].max())
-    return {"value": p.value, "step": p.step, "epoch": p.epoch, "first": float(traj["value"].iloc[0]), "last_step": last,
-            "n": len(traj), "reached": p.step < _REACHED * last}
+        return False, f"{SPECTRAL} not recorded", {}
+    top = float(traj["value"].max())
+    return bool(lr * top >= _EDGE), f"eta * max lambda_1 = {lr:g} * {top:.4g} = {lr * top:.3g}", \
+        {"eta_lambda_max": lr * top, "lambda_max": top}
 
 
-def _table(frame, values: dict, key: str):
-    """A :func:`~sgdscope.analysis.compare`-style table (key, mean, std, n, seeds, values, runs) of one
-    value per run, for statistics ``compare`` does not take (the epoch of a peak)."""
-    import pandas as pd
-
-    configs = frame.drop_duplicates("run").set_index("run")
-    rows = []
-    for point, group in configs.groupby(key, sort=True):
-        group = group.sort_values("seed") if "seed" in group.columns else group
-        v = np.array([values.get(run, math.nan) for run in group.index], dtype=float)
-        ok = v[~np.isnan(v)]
-        rows.append({key: point, "mean": float(ok.mean()) if len(ok) else math.nan,
-                     "std": float(ok.std(ddof=1)) if len(ok) > 1 else math.nan, "n": len(ok),
-                     "seeds": tuple(group["seed"]) if "seed" in group.columns else (None,) * len(group),
-                     "values": tuple(v.tolist()), "runs": tuple(group.index)})
-    return pd.DataFrame(rows, columns=[key, "mean", "std", "n", "seeds", "values", "runs"])
-
-
-def _numbers(table, key: str, **extra) -> dict:
-    return {"key": key, "points": table[[key, "mean", "std", "n"]].to_dict("records"), **extra}
+SGD_AT_EDGE = each_run(
+    "sgd_at_edge", check_run=_at_edge,
+    paper="the poster's conclusions: 'SGD steers from the beginning towards increasingly sharp regions ... up to a level "
+          "dependent on the learning rate' and 'SGD step is large compared to the curvature along the sharpest "
+          "directions' (Nudged SGD lowers the step along them)",
+    test=f"the plain SGD runs (gamma = 1) reach eta * max lambda_1 >= {_EDGE:g} (the spectral norm of "
+         f"hessian_norms) at some probed step, half the stability edge 2 / eta",
+    remedy="raise the learning rate or train longer")
 
 
 # --- Fig. 1a: rise then settle ----------------------------------------------------------------------------------
 
-@claim("sharpest.rise_then_settle", paper="Sharpest directions", where="Fig. 1a",
-       statement="the top eigenvalues of the Hessian follow a predictable pattern: a sharp increase, then they settle "
-                 "(stabilise or decrease steadily)",
-       study="sd_lr", figure="sharpest.fig1a",
-       rule=f"for each run, on top_eigenvalues/lambda_1 (at least {_MIN_POINTS} probed steps): the run shows it when its "
-            f"maximum is at least {_RISE:g} times its value at the first probed step (a sharp increase) and lies before "
-            f"{_REACHED:.0%} of the run's last probed step (it settles: the last quarter or more of the run stays below "
-            f"it); it does not when the maximum is below {_RISE:g} times the first value; a run whose maximum lies later "
-            f"cannot tell (peak not reached before the run ended). Holds if every run shows it; does not hold if none "
-            f"does; inconclusive if the runs disagree, a run cannot tell, has too few probed steps, or did not finish",
-       paper_numbers="no number in the text; Fig. 1a (SimpleCNN, CIFAR-10, eta = 0.005, the 10 largest eigenvalues): 'a "
-                     "sharp increase and a steady decrease afterwards'; 'curvature along this direction initially grows, "
-                     "and then stabilizes or decays'")
-def rise_then_settle(frame, scale):
-    results, numbers = {}, {}
-    for run in runs(frame):
-        p = numbers[run] = _peak(frame, run)
-        if p["n"] < _MIN_POINTS:
-            results[run] = (f"too few probe points ({p['n']} probed steps of lambda_1)", f"{p['n']} steps")
-            continue
-        ratio = p["value"] / p["first"] if p["first"] > 0 else math.inf
-        p["ratio"] = ratio
-        text = (f"lambda_1 {p['first']:.3g} at the first probed step, max {p['value']:.3g} (x{ratio:.3g}) at step "
-                f"{p['step']} of {p['last_step']}")
-        if ratio < _RISE:
-            results[run] = (False, text)
-        elif not p["reached"]:
-            results[run] = (f"peak not reached before the run ended (maximum at step {p['step']}, after "
-                            f"{_REACHED:.0%} of {p['last_step']})", text)
-        else:
-            results[run] = (True, text)
-    what = f"lambda_1 rising x{_RISE:g} or more to a peak before {_REACHED:.0%} of the run"
-    return every_finished_run(frame, results, what=what, numbers={"runs": numbers})
+def _rise_run(frame, run: str):
+    traj = trajectory(frame, run, LAMBDA)
+    if not len(traj):
+        return f"{LAMBDA} not recorded", "no steps", {"n": 0}
+    p = peak(traj)
+    first = float(traj["value"].iloc[0])
+    ratio = p.value / first if first > 0 else math.inf
+    numbers = {"value": p.value, "step": p.step, "epoch": p.epoch, "first": first, "ratio": ratio,
+               "last_step": int(traj["step"].max()), "n": len(traj)}
+    text = (f"lambda_1 {first:.3g} at the first probed step, max {p.value:.3g} (x{ratio:.3g}) at step {p.step} of "
+            f"{numbers['last_step']}")
+    return ratio >= _RISE, text, numbers
+
+
+claim("sharpest.rise_then_settle", paper="Sharpest directions", where="Fig. 1a",
+      statement="the top eigenvalues of the Hessian follow a predictable pattern: a sharp increase, then they settle "
+                "(stabilise or decrease steadily)",
+      study="sd_lr", figure="sharpest.fig1a",
+      rule=Rule(f"for each run, on {LAMBDA}: the run shows a sharp increase when its maximum is at least {_RISE:g} times "
+                f"its value at the first probed step, and does not when it is below that (the settled phase after the "
+                f"peak is the precondition peak_settled). Holds if every run shows it; does not hold if none does; "
+                f"inconclusive if the runs disagree or a run did not finish",
+                lambda frame, scale: each_run_shows(frame, _rise_run, what=f"lambda_1 rising x{_RISE:g} or more to "
+                                                                           f"its peak")),
+      preconditions=(PEAK_SETTLED, RISE_PROBED),
+      paper_numbers="no number in the text; Fig. 1a (SimpleCNN, CIFAR-10, eta = 0.005, the 10 largest eigenvalues): 'a "
+                    "sharp increase and a steady decrease afterwards'; 'curvature along this direction initially grows, "
+                    "and then stabilizes or decays'")
 
 
 # --- Fig. 1b: the peak against the learning rate and the batch size -------------------------------------------------
 
-def _peak_ordered(frame, key: str, *, field: str, falls: bool, what: str) -> Verdict:
-    """``ordered`` over ``key`` on each run's peak of lambda_1 (``field``: value or epoch), inconclusive where
-    a run did not finish or did not reach its peak."""
-    peaks = {run: _peak(frame, run) for run in runs(frame)}
-    values = {run: p.get(field, math.nan) for run, p in peaks.items()}
-    table = _table(frame, values, key)
-    numbers = _numbers(table, key, runs=peaks)
-    reason = unfinished(frame)
-    short = [run for run, p in peaks.items() if p["n"] < _MIN_POINTS]
-    late = [f"{run} (maximum at step {p['step']} of {p['last_step']})" for run, p in peaks.items()
-            if p["n"] >= _MIN_POINTS and not p["reached"]]
-    if not reason and short:
-        reason = "too few probe points: " + ", ".join(short)
-    if not reason and late:
-        reason = f"peak not reached before the run ended (after {_REACHED:.0%} of the run): " + ", ".join(late)
-    if reason:
-        return Verdict("inconclusive", describe(table, key), reason, numbers)
-    v = ordered(table, key, falls=falls, what=what)
-    v.numbers = numbers
-    return v
+_FIG1B = ("no number in the text; Fig. 1b (SimpleCNN, lambda_1 and lambda_2 on a log scale for different learning "
+          "rates): 'a larger learning rate (or a smaller batch-size) correlates with a smaller and earlier peak of the "
+          "spectral norm and the subsequent largest eigenvalue'")
 
+claim("sharpest.peak_lr_height", paper="Sharpest directions", where="Fig. 1b",
+      statement="a larger learning rate correlates with a smaller peak of the spectral norm (lambda_1)",
+      study="sd_lr", figure="sharpest.fig1b", paper_numbers=_FIG1B, preconditions=(PEAK_SETTLED, RISE_PROBED),
+      rule=ordering(LAMBDA, LR, falls=True, what="the peak of lambda_1", stat="max"))
 
-_PEAK_RULE = (f"; a run whose maximum lies after {_REACHED:.0%} of its last probed step has not reached its peak and makes "
-              f"the claim inconclusive, as do a run with fewer than {_MIN_POINTS} probed steps and a run that did not "
-              f"finish")
+claim("sharpest.peak_lr_time", paper="Sharpest directions", where="Fig. 1b",
+      statement="a larger learning rate correlates with an earlier peak of the spectral norm (lambda_1)",
+      study="sd_lr", figure="sharpest.fig1b", paper_numbers=_FIG1B, preconditions=(PEAK_SETTLED, RISE_PROBED),
+      rule=ordering(LAMBDA, LR, falls=True, what="the epoch of the peak of lambda_1", stat="argmax_epoch"))
 
+claim("sharpest.peak_bs_height", paper="Sharpest directions", where="Fig. 1b (batch size)",
+      statement="a smaller batch size correlates with a smaller peak of the spectral norm (lambda_1)",
+      study="sd_bs", figure="sharpest.fig1b", paper_numbers=_FIG1B, preconditions=(PEAK_SETTLED, RISE_PROBED),
+      rule=ordering(LAMBDA, BS, falls=False, what="the peak of lambda_1", stat="max"))
 
-@claim("sharpest.peak_lr_height", paper="Sharpest directions", where="Fig. 1b",
-       statement="a larger learning rate correlates with a smaller peak of the spectral norm (lambda_1)",
-       study="sd_lr", figure="sharpest.fig1b",
-       rule="max of top_eigenvalues/lambda_1 over the run falls strictly as optimizer.lr grows, for every seed (all seeds "
-            "the other way: does not hold; seeds that disagree: inconclusive)" + _PEAK_RULE,
-       paper_numbers="no number in the text; Fig. 1b (SimpleCNN, lambda_1 and lambda_2 on a log scale for different "
-                     "learning rates): 'a larger learning rate (or a smaller batch-size) correlates with a smaller and "
-                     "earlier peak of the spectral norm and the subsequent largest eigenvalue'")
-def peak_lr_height(frame, scale):
-    return _peak_ordered(frame, LR, field="value", falls=True, what="the peak of lambda_1")
-
-
-@claim("sharpest.peak_lr_time", paper="Sharpest directions", where="Fig. 1b",
-       statement="a larger learning rate correlates with an earlier peak of the spectral norm (lambda_1)",
-       study="sd_lr", figure="sharpest.fig1b",
-       rule="the epoch of the maximum of top_eigenvalues/lambda_1 (its first probed step) falls strictly as optimizer.lr "
-            "grows, for every seed (all seeds the other way: does not hold; seeds that disagree, ties included: "
-            "inconclusive)" + _PEAK_RULE,
-       paper_numbers="no number in the text; Fig. 1b: 'a larger learning rate ... correlates with a smaller and earlier "
-                     "peak of the spectral norm'")
-def peak_lr_time(frame, scale):
-    return _peak_ordered(frame, LR, field="epoch", falls=True, what="the epoch of the peak of lambda_1")
-
-
-@claim("sharpest.peak_bs_height", paper="Sharpest directions", where="Fig. 1b (batch size)",
-       statement="a smaller batch size correlates with a smaller peak of the spectral norm (lambda_1)",
-       study="sd_bs", figure="sharpest.fig1b",
-       rule="max of top_eigenvalues/lambda_1 over the run rises strictly as train.batch_size grows, for every seed (all "
-            "seeds the other way: does not hold; seeds that disagree: inconclusive)" + _PEAK_RULE,
-       paper_numbers="no number in the text; 'a larger learning rate (or a smaller batch-size) correlates with a smaller "
-                     "and earlier peak'")
-def peak_bs_height(frame, scale):
-    return _peak_ordered(frame, BS, field="value", falls=False, what="the peak of lambda_1")
-
-
-@claim("sharpest.peak_bs_time", paper="Sharpest directions", where="Fig. 1b (batch size)",
-       statement="a smaller batch size correlates with an earlier peak of the spectral norm (lambda_1), in epochs",
-       study="sd_bs", figure="sharpest.fig1b",
-       rule="the epoch of the maximum of top_eigenvalues/lambda_1 rises strictly as train.batch_size grows, for every seed "
-            "(epochs, not steps: the same examples seen at every batch size; all seeds the other way: does not hold; "
-            "seeds that disagree, ties included: inconclusive)" + _PEAK_RULE,
-       paper_numbers="no number in the text; 'a larger learning rate (or a smaller batch-size) correlates with a smaller "
-                     "and earlier peak'")
-def peak_bs_time(frame, scale):
-    return _peak_ordered(frame, BS, field="epoch", falls=False, what="the epoch of the peak of lambda_1")
+claim("sharpest.peak_bs_time", paper="Sharpest directions", where="Fig. 1b (batch size)",
+      statement="a smaller batch size correlates with an earlier peak of the spectral norm (lambda_1), in epochs (the "
+                "same examples seen at every batch size)",
+      study="sd_bs", figure="sharpest.fig1b", paper_numbers=_FIG1B, preconditions=(PEAK_SETTLED, RISE_PROBED),
+      rule=ordering(LAMBDA, BS, falls=False, what="the epoch of the peak of lambda_1", stat="argmax_epoch"))
 
 
 # --- Fig. 2b: the SGD step overshoots along e_1 ----------------------------------------------------------------------
@@ -272,85 +233,48 @@ def _overshoot_run(frame, run: str):
     both = half.merge(one, on="step", suffixes=("_half", "_one")).dropna()
     if not len(both):
         return "no probed step with both alphas", "no steps", {"n": 0}
-    start = _EARLY * int(both["step"].max())
+    start = math.ceil(_EARLY * int(both["step"].max()))
     late = both[both["step"] >= start]
-    a, b = (float(late["value_half"].mean()), float(late["value_one"].mean())) if len(late) else (math.nan, math.nan)
-    numbers = {"n": len(late), "from_step": math.ceil(start), "dloss_alpha_0.5": a, "dloss_alpha_1": b}
-    text = f"mean Delta L: alpha 0.5 {a:.3g}, alpha 1 {b:.3g} over {len(late)} probed steps from step {math.ceil(start)}"
-    if len(late) < _MIN_POINTS:
-        return f"too few probe points ({len(late)} probed steps after the early phase; need {_MIN_POINTS})", text, numbers
+    a, b = float(late["value_half"].mean()), float(late["value_one"].mean())
+    numbers = {"n": len(late), "from_step": start, "dloss_alpha_0.5": a, "dloss_alpha_1": b}
+    text = f"mean Delta L: alpha 0.5 {a:.3g}, alpha 1 {b:.3g} over {len(late)} probed steps from step {start}"
     return a < b, text, numbers
 
 
 @claim("sharpest.overshoot", paper="Sharpest directions", where="Fig. 2b",
        statement="the SGD step does not minimise the loss along the sharpest direction: halving its component along e_1 "
                  "(alpha = 0.5) lowers the loss more than the SGD step itself (alpha = 1)",
-       study="sd_lr", figure="sharpest.fig2b",
+       study="sd_lr", figure="sharpest.fig2b", preconditions=(LATE_PROBED,),
        rule=f"for each run, over the probed steps after the early phase (steps >= {_EARLY:.0%} of the run's last probed "
-            f"step; at least {_MIN_POINTS} of them): the mean of sharpest_directions/dloss_alpha_0.5 is below the mean of "
-            f"sharpest_directions/dloss_alpha_1. Holds if so in every run; does not hold if in none; inconclusive if the "
-            f"runs disagree, a run has too few probed steps, or did not finish",
+            f"step): the mean of {ALPHA_HALF} is below the mean of {ALPHA_ONE}. Holds if so in every run; does not hold "
+            f"if in none; inconclusive if the runs disagree or a run did not finish",
        paper_numbers="no number in the text; Fig. 2b (SimpleCNN, eta = 0.005, S = 128; average loss change for alpha = "
                      "0.5, 1, 2): 'the SGD step-size in the direction of the sharpest direction does not minimize the "
                      "loss. However, halving the step size can further minimize the loss in this direction'")
 def overshoot(frame, scale):
-    results, numbers = {}, {}
-    for run in runs(frame):
-        shows, text, numbers[run] = _overshoot_run(frame, run)
-        results[run] = (shows, text)
-    what = "alpha = 0.5 lowering the loss more than alpha = 1 after the early phase"
-    return every_finished_run(frame, results, what=what, numbers={"runs": numbers})
+    return each_run_shows(frame, _overshoot_run, what="alpha = 0.5 lowering the loss more than alpha = 1 after the "
+                                                      "early phase")
 
 
 # --- Nudged SGD ----------------------------------------------------------------------------------------------------
 
-def _nsgd_ordered(frame, metric: str, *, what: str, stat: str = "mean", late: bool = False) -> Verdict:
-    window = {}
-    if late:
-        window["after_step"] = math.ceil(_LATE * int(series(frame, metric)["step"].max()))
-    table = compare(frame, metric, stat=stat, by=GAMMA, **window)
-    reason = unfinished(frame)
-    if reason:
-        return Verdict("inconclusive", describe(table, GAMMA), reason, _numbers(table, GAMMA, **window))
-    v = ordered(table, GAMMA, falls=True, what=what)
-    v.numbers.update(window)
-    return v
-
-
 _NSGD_NOTE = ("the poster: 'NSGD trains faster and steers towards an order of magnitude sharper region' (SimpleCNN; "
               "validation accuracy, spectral norm solid and Frobenius norm dashed on a log scale); no number in the text")
 
+claim("sharpest.nsgd_faster", paper="Sharpest directions", where="Nudged SGD figure (left)",
+      statement="Nudged SGD with gamma < 1 (a learning rate gamma * eta along the top-K sharpest directions) trains "
+                "faster than SGD (the mean of the validation accuracy over the epoch ends: the area under its curve)",
+      study="sd_nsgd", figure="sharpest.nsgd", paper_numbers=_NSGD_NOTE, preconditions=(SGD_AT_EDGE,),
+      rule=ordering(VAL_ACC, GAMMA, falls=True, what="mean validation accuracy", stat="mean"))
 
-@claim("sharpest.nsgd_faster", paper="Sharpest directions", where="Nudged SGD figure (left)",
-       statement="Nudged SGD with gamma < 1 (a learning rate gamma * eta along the top-K sharpest directions) trains "
-                 "faster than SGD",
-       study="sd_nsgd", figure="sharpest.nsgd",
-       rule="mean of evaluation/val_accuracy over the epoch ends (the area under the validation accuracy curve) falls "
-            "strictly as optimizer.gamma grows from 0.1 (Nudged SGD) to 1 (plain SGD), for every seed (all seeds the "
-            "other way: does not hold; seeds that disagree or a run that did not finish: inconclusive)",
-       paper_numbers=_NSGD_NOTE)
-def nsgd_faster(frame, scale):
-    return _nsgd_ordered(frame, VAL_ACC, what="mean validation accuracy")
+claim("sharpest.nsgd_spectral", paper="Sharpest directions", where="Nudged SGD figure (right, solid)",
+      statement="Nudged SGD with gamma < 1 steers towards a sharper region: a larger spectral norm of the Hessian",
+      study="sd_nsgd", figure="sharpest.nsgd", paper_numbers=_NSGD_NOTE, preconditions=(SGD_AT_EDGE,),
+      rule=ordering(SPECTRAL, GAMMA, falls=True, what="late spectral norm of H", stat="mean", window=after_share(_LATE)))
 
-
-@claim("sharpest.nsgd_spectral", paper="Sharpest directions", where="Nudged SGD figure (right, solid)",
-       statement="Nudged SGD with gamma < 1 steers towards a sharper region: a larger spectral norm of the Hessian",
-       study="sd_nsgd", figure="sharpest.nsgd",
-       rule=f"mean of hessian_norms/spectral_norm over the probed steps of the last quarter of the run (steps >= "
-            f"{_LATE:.0%} of the last probed step) falls strictly as optimizer.gamma grows from 0.1 to 1, for every seed "
-            f"(all seeds the other way: does not hold; seeds that disagree or a run that did not finish: inconclusive)",
-       paper_numbers=_NSGD_NOTE)
-def nsgd_spectral(frame, scale):
-    return _nsgd_ordered(frame, SPECTRAL, what="late spectral norm of H", late=True)
-
-
-@claim("sharpest.nsgd_frobenius", paper="Sharpest directions", where="Nudged SGD figure (right, dashed)",
-       statement="Nudged SGD with gamma < 1 steers towards a sharper region: a larger Frobenius norm of the Hessian",
-       study="sd_nsgd", figure="sharpest.nsgd",
-       rule=f"mean of hessian_norms/frobenius_norm (Hutchinson estimate) over the probed steps of the last quarter of the "
-            f"run (steps >= {_LATE:.0%} of the last probed step) falls strictly as optimizer.gamma grows from 0.1 to 1, "
-            f"for every seed (all seeds the other way: does not hold; seeds that disagree or a run that did not finish: "
-            f"inconclusive)",
-       paper_numbers=_NSGD_NOTE)
-def nsgd_frobenius(frame, scale):
-    return _nsgd_ordered(frame, FROBENIUS, what="late Frobenius norm of H", late=True)
+claim("sharpest.nsgd_frobenius", paper="Sharpest directions", where="Nudged SGD figure (right, dashed)",
+      statement="Nudged SGD with gamma < 1 steers towards a sharper region: a larger Frobenius norm of the Hessian "
+                "(Hutchinson estimate)",
+      study="sd_nsgd", figure="sharpest.nsgd", paper_numbers=_NSGD_NOTE, preconditions=(SGD_AT_EDGE,),
+      rule=ordering(FROBENIUS, GAMMA, falls=True, what="late Frobenius norm of H", stat="mean",
+                    window=after_share(_LATE)))

@@ -30,10 +30,10 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..analysis import barriers_per_epoch, compare, epoch_number, series
-from .claim import Study, Verdict, claim, study
-from .regime import Precondition, RunRegime
-from .rules import describe, every_finished_run, ordered, runs, unfinished
+from ..analysis import barriers_per_epoch, epoch_number, series
+from .claim import Study, claim, study
+from .regime import Precondition, RunRegime, each_run, trajectory
+from .rules import each_run_shows, ordering, runs
 
 __all__ = []
 
@@ -63,7 +63,7 @@ SGD_STUDY = study(Study("walk_sgd", "Walk with SGD", sweeps={
                        "probes": {"interpolation": {"every": 1, "num_points": 10},
                                   "alignment": {"batch_sizes": [100, 1000, 10000], "num_batches": 20,
                                                 "epoch_end": True}}},
-            "grid": {}, "seeds": [0, 1]},
+            "grid": {}, "seeds": [0, 1, 2]},
     "paper": {"config": {"name": "walk-sgd-paper", "data": {"name": "cifar10", "val_size": 5000},
                          "model": {"name": "vgg11"}, "optimizer": {"name": "sgd", "lr": 0.1},
                          "train": {"epochs": 100, "batch_size": 100, "checkpoint_every": 450}, "device": "cuda",
@@ -87,7 +87,7 @@ BS_STUDY = study(Study("walk_bs", "Walk with SGD", sweeps={
              "grid": {BS: [10, 100, 1300]}, "seeds": [0, 1]},
     "cpu": {"config": _cosine_config({**_MNIST, "data": {**_MNIST["data"], "subset": 5000}}, "walk-bs-cpu", 200,
                                      measure={"curvature_examples": 500}),
-            "grid": {BS: [50, 500, 5000]}, "seeds": [0, 1]},
+            "grid": {BS: [50, 500, 5000]}, "seeds": [0, 1, 2]},
     "paper": {"config": _cosine_config({"data": {"name": "cifar10", "val_size": 5000}, "model": {"name": "resnet56"},
                                         "optimizer": {"name": "sgd", "lr": 0.1}}, "walk-bs-paper", 1000,
                                        device="cuda", measure={"curvature_fraction": 0.05, "curvature_batch": 500}),
@@ -100,6 +100,8 @@ _MIN_PROBED = 10  # an epoch counts when at least this many of its steps were pr
 _BARRIER_SHARE = 0.05  # "about zero": at most 5% of an epoch's probed steps cross a barrier
 _MIN_DIFFS = 10  # an epoch counts for the valley floor with at least this many consecutive-step pairs of changes
 _TURNS = 0.2  # "ups and downs": the floor changes direction at least once every five steps
+_MIN_ALIGNED, _MIN_SIZES, _SPAN = 2, 2, 10  # the alignment at two epoch ends or more, B over a factor 10 or more
+_MIN_COSINES = 50  # probed cosines per run
 
 
 
@@ -155,24 +157,19 @@ EPOCHS_PROBED = Precondition(
                      "in our copy of the paper; legible entries are 0 and 23); Fig. 4: VGG-11, first 40 epochs, 'the "
                      "same conclusion'", preconditions=(EPOCHS_PROBED,))
 def barriers(frame, scale):
-    results, numbers = {}, {}
-    for run in runs(frame):
-        shows, text, numbers[run] = _barrier_run(frame, run)
-        results[run] = (shows, text)
-    return every_finished_run(frame, results, what=f"at most {_BARRIER_SHARE:.0%} of the steps crossing a barrier in most "
-                              "epochs", numbers={"runs": numbers})
+    return each_run_shows(frame, _barrier_run, what=f"at most {_BARRIER_SHARE:.0%} of the steps crossing a barrier in "
+                                                    "most epochs")
 
 
 # --- Fig. 1-3: the valley floor ---------------------------------------------------------------------------------------
 
-def _turns(frame, run: str):
-    """(shows, text, numbers) of one run: per epoch, the share of direction changes of the valley floor
-    between consecutive steps (see the claim's rule)."""
+def _direction_changes(frame, run: str) -> dict[int, list[int]]:
+    """Per epoch (of step t), 1 / 0 for each step t with steps t-1, t, t+1 all probed and both changes
+    f_t - f_t-1 and f_t+1 - f_t of the valley floor non-zero: whether the sign changes between them."""
     s = series(frame, FLOOR, run=run).dropna(subset=["value"]).drop_duplicates("step").sort_values("step")
     steps, values = s["step"].to_numpy(), s["value"].to_numpy(dtype=float)
     epochs = epoch_number(s["epoch"].to_numpy()) if len(s) else np.array([], dtype=int)
     per_epoch: dict[int, list[int]] = {}
-    # a pair of changes (f_t - f_t-1, f_t+1 - f_t) needs steps t-1, t, t+1 all probed; it belongs to step t's epoch
     for i in range(1, len(steps) - 1):
         if steps[i] - steps[i - 1] != 1 or steps[i + 1] - steps[i] != 1:
             continue
@@ -180,13 +177,37 @@ def _turns(frame, run: str):
         if a == 0 or b == 0:
             continue
         per_epoch.setdefault(int(epochs[i]), []).append(int(np.sign(a) != np.sign(b)))
-    counted = {e: v for e, v in sorted(per_epoch.items()) if len(v) >= _MIN_DIFFS}
+    return dict(sorted(per_epoch.items()))
+
+
+def _floor_probed(frame, run: str, scale: str):
+    per_epoch = _direction_changes(frame, run)
+    epochs = sorted(set(epoch_number(trajectory(frame, run, FLOOR)["epoch"].to_numpy()).tolist()))
+    counts = {e: len(per_epoch.get(e, [])) for e in epochs}
+    short = [e for e, n in counts.items() if n < _MIN_DIFFS]
+    text = ", ".join(f"epoch {e}: {n}" for e, n in counts.items()) or "the valley floor not recorded"
+    return bool(counts) and not short, f"pairs of consecutive changes per epoch: {text}", \
+        {"pairs": {str(e): n for e, n in counts.items()}, "short_epochs": short}
+
+
+FLOOR_PROBED = each_run(
+    "floor_probed", check_run=_floor_probed,
+    paper="§3, Fig. 1-3: the valley floor between each pair of consecutive iterates, 'along the path of SGD' in each "
+          "plotted epoch",
+    test=f"every epoch of the run has at least {_MIN_DIFFS} steps t with steps t-1, t, t+1 probed (two consecutive "
+         f"changes of the valley floor)",
+    remedy="probe the interpolation at every step")
+
+
+def _turns(frame, run: str):
+    """(shows, text, numbers) of one run: per epoch, the share of direction changes of the valley floor
+    between consecutive steps (see the claim's rule)."""
+    counted = {e: v for e, v in _direction_changes(frame, run).items() if len(v) >= _MIN_DIFFS}
     shares = {e: float(np.mean(v)) for e, v in counted.items()}
     text = ", ".join(f"epoch {e}: {shares[e]:.2f} of {len(v)}" for e, v in counted.items()) or "no epoch counted"
     numbers = {"turns": {str(e): shares[e] for e in shares}, "pairs": {str(e): len(v) for e, v in counted.items()}}
     if not counted:
-        return (f"too few probe points (no epoch with {_MIN_DIFFS} or more consecutive probed steps' changes of the valley "
-                f"floor)"), text, numbers
+        return f"no epoch with {_MIN_DIFFS} or more pairs of consecutive changes", text, numbers
     return all(v >= _TURNS for v in shares.values()), text, numbers
 
 
@@ -199,35 +220,50 @@ def _turns(frame, run: str):
             f"change between them; per epoch (of step t) with at least {_MIN_DIFFS} such pairs, the share of direction "
             f"changes. A run shows ups and downs when the share is >= {_TURNS} in every counted epoch (a monotone floor "
             f"gives 0, independent changes about 2/3). Holds if every run shows it; does not hold if none does; "
-            f"inconclusive if the runs disagree, a run has no counted epoch (too few probe points) or did not finish",
+            f"inconclusive if the runs disagree or a run did not finish",
        paper_numbers="no number in the text; Fig. 1 (VGG-11, CIFAR-10, epochs 1, 2, 25, 100): 'this minimum has ups and "
                      "downs along the path of SGD for all our interpolation plots' (also ResNet-56, Fig. 2; MLP on MNIST, "
-                     "Fig. 3)")
+                     "Fig. 3)", preconditions=(FLOOR_PROBED,))
 def valley_floor(frame, scale):
-    results, numbers = {}, {}
-    for run in runs(frame):
-        shows, text, numbers[run] = _turns(frame, run)
-        results[run] = (shows, text)
-    return every_finished_run(frame, results, what=f"the valley floor changing direction in at least {_TURNS:.0%} of the "
-                              "steps of every epoch", numbers={"runs": numbers})
+    return each_run_shows(frame, _turns, what=f"the valley floor changing direction in at least {_TURNS:.0%} of the "
+                                              "steps of every epoch")
 
 
 # --- §4.2, Fig. 5-6: alignment of mini-batch gradients with the Hessian ----------------------------------------------
 
-def _alignment_run(frame, run: str):
-    """(shows, text, numbers) of one run: at each probed step, is the mean alignment strictly increasing in B?"""
+def _alignment_table(frame, run: str):
+    """The run's mean alignment per probed step (rows) and mini-batch size (columns), steps with every size."""
     rows = frame[(frame["run"] == run) & (frame["type"] == "alignment") & frame["name"].str.startswith("mean_M")]
     table = rows.assign(M=rows["name"].str[len("mean_M"):].astype(int)).pivot_table(
         index="step", columns="M", values="value", aggfunc="last").sort_index(axis=1)
-    sizes = [int(m) for m in table.columns]
-    table = table.dropna()
+    return [int(m) for m in table.columns], table.dropna()
+
+
+def _alignment_probed(frame, run: str, scale: str):
+    sizes, table = _alignment_table(frame, run)
+    epochs = frame.loc[(frame["run"] == run) & frame["step"].isin(table.index), "epoch"].round(3).unique().tolist()
+    inside = len(sizes) >= _MIN_SIZES and len(table) >= _MIN_ALIGNED and (not sizes or sizes[-1] >= _SPAN * sizes[0])
+    return inside, (f"{len(table)} probed steps with every batch size (epochs {', '.join(f'{e:g}' for e in epochs)}); "
+                    f"batch sizes {', '.join(map(str, sizes)) or 'none'}"), {"steps": len(table), "batch_sizes": sizes}
+
+
+ALIGNMENT_PROBED = each_run(
+    "alignment_probed", check_run=_alignment_probed,
+    paper="§4.2: the alignment read 'at the end of epochs 5 and 10' for B = 100, 1000, 10000 and 45000 (the dataset)",
+    test=f"the alignment probe ran at {_MIN_ALIGNED} or more epoch ends with at least {_MIN_SIZES} mini-batch sizes, the "
+         f"largest at least {_SPAN} times the smallest",
+    remedy="probe the alignment at more epoch ends or with a wider range of batch sizes")
+
+
+def _alignment_run(frame, run: str):
+    """(shows, text, numbers) of one run: at each probed step, is the mean alignment strictly increasing in B?"""
+    sizes, table = _alignment_table(frame, run)
     numbers = {"batch_sizes": sizes, "steps": [int(s) for s in table.index],
                "means": [[float(v) for v in row] for row in table.to_numpy()]}
     text = "; ".join(f"step {s}: " + ", ".join(f"B={m}: {v:.3g}" for m, v in zip(sizes, row))
                      for s, row in zip(table.index, table.to_numpy())) or "no probed step"
     if len(sizes) < 2 or not len(table):
-        return (f"too few probe points ({len(table)} probed steps with every batch size; {len(sizes)} batch sizes)",
-                text, numbers)
+        return f"{len(table)} probed steps with every batch size; {len(sizes)} batch sizes", text, numbers
     rising = [bool(np.all(np.diff(row) > 0)) for row in table.to_numpy()]
     numbers["rising"] = rising
     if all(rising):
@@ -248,32 +284,36 @@ def _alignment_run(frame, run: str):
             "runs disagree, a run has fewer than two batch sizes or no probed step, or did not finish",
        paper_numbers="no number in the text; Fig. 5 (VGG-11, CIFAR-10) and Fig. 6 (ResNet-56, CIFAR-100), end of epochs 5 "
                      "and 10, B = 100, 1000, 10000, 45000, 50 mini-batches each: 'the alignment between mini-batch "
-                     "gradient and hessian is larger for larger mini-batch size'")
+                     "gradient and hessian is larger for larger mini-batch size'", preconditions=(ALIGNMENT_PROBED,))
 def alignment_batch_size(frame, scale):
-    results, numbers = {}, {}
-    for run in runs(frame):
-        shows, text, numbers[run] = _alignment_run(frame, run)
-        results[run] = (shows, text)
-    return every_finished_run(frame, results, what="the mean alignment rising strictly with the batch size at every probed step",
-                              numbers={"runs": numbers})
+    return each_run_shows(frame, _alignment_run, what="the mean alignment rising strictly with the batch size at every "
+                                                      "probed step")
 
 
 # --- Fig. 7: cosine of consecutive mini-batch gradients -----------------------------------------------------------------
 
-@claim("walk.cosine_batch_size", paper="Walk with SGD", where="§4.2, Fig. 7",
-       statement="the cosine of consecutive mini-batch gradients cos(g_t-1, g_t) remains smaller for larger batch sizes "
-                 "(SGD oscillates more)",
-       study="walk_bs", figure="walk.fig7",
-       rule="mean of gradient_cosine/cosine over every probed step (the first step has no previous gradient: NaN, "
-            "skipped), the same number of iterations at every batch size, falls strictly as train.batch_size grows, for "
-            "every seed (all seeds the other way: does not hold; seeds that disagree or a run that did not finish: "
-            "inconclusive)",
-       paper_numbers="no number in the text; Fig. 7 (ResNet-56 on CIFAR-10, WResNet on CIFAR-100; batch sizes 500, 5000 "
-                     "and 45000 at the same learning rate): 'the cosine ... remains smaller for larger batch sizes'")
-def cosine_batch_size(frame, scale):
-    table = compare(frame, COSINE, stat="mean", by=BS)
-    reason = unfinished(frame)
-    if reason:
-        return Verdict("inconclusive", describe(table, BS), reason,
-                       {"key": BS, "points": table[[BS, "mean", "std", "n"]].to_dict("records")})
-    return ordered(table, BS, falls=True, what="mean cos(g_t-1, g_t)")
+def _iterations(frame, run: str, scale: str):
+    traj = trajectory(frame, run, COSINE)
+    last_steps = {r: int(trajectory(frame, r, COSINE)["step"].max()) if len(trajectory(frame, r, COSINE)) else -1
+                  for r in runs(frame)}
+    last = last_steps[run]
+    same = len(set(last_steps.values())) == 1
+    return bool(same and len(traj) >= _MIN_COSINES), \
+        f"{len(traj)} probed cosines to step {last}" + ("" if same else f" (the runs end at steps {sorted(set(last_steps.values()))})"), \
+        {"n": len(traj), "last_step": last}
+
+
+SAME_ITERATIONS = each_run(
+    "same_iterations", check_run=_iterations,
+    paper="§4.2, Fig. 7: the cosine against the iterations of training, 'the same learning rate for batch size 500, 5000 "
+          "and 45000' (every batch size over the same iterations)",
+    test=f"every run has its cosine probed at {_MIN_COSINES} or more steps and ends at the same step as the others",
+    remedy="train every batch size for the same train.max_steps and probe the cosine at every step")
+
+claim("walk.cosine_batch_size", paper="Walk with SGD", where="§4.2, Fig. 7",
+      statement="the cosine of consecutive mini-batch gradients cos(g_t-1, g_t) remains smaller for larger batch sizes "
+                "(SGD oscillates more)",
+      study="walk_bs", figure="walk.fig7", preconditions=(SAME_ITERATIONS,),
+      rule=ordering(COSINE, BS, falls=True, what="mean cos(g_t-1, g_t)", stat="mean"),
+      paper_numbers="no number in the text; Fig. 7 (ResNet-56 on CIFAR-10, WResNet on CIFAR-100; batch sizes 500, 5000 "
+                    "and 45000 at the same learning rate): 'the cosine ... remains smaller for larger batch sizes'")

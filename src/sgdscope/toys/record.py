@@ -70,11 +70,13 @@ def _write(out, kind: str, rows, *, config: Mapping[str, Any] | None, overwrite:
 
 def record_trace_rate(result: "TraceRateResult", out: str | os.PathLike, *, config: Mapping[str, Any] | None = None,
                       overwrite: bool = False) -> Path:
-    """Noise paper Fig. 2b: :func:`~sgdscope.toys.trace_rate_experiment`'s result at step 0."""
+    """Noise paper Fig. 2b: :func:`~sgdscope.toys.trace_rate_experiment`'s result at step 0, with
+    ``resolution``: the least |trace change| over the learning rates, in its standard errors."""
     fit = result.fit
+    resolution = (result.trace_change.abs() / result.stderr).min()  # the least |change| in standard errors
     values = {"eta": result.etas, "trace_change": result.trace_change, "stderr": result.stderr,
               "slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2,
-              "predicted_slope": result.predicted_slope}  # fmt: skip
+              "predicted_slope": result.predicted_slope, "resolution": _float(resolution)}  # fmt: skip
     return _write(out, "trace_rate", [(0, 0.0, values)], config=config, overwrite=overwrite)
 
 
@@ -122,7 +124,7 @@ def record_negative_sum(result: "NegativeEigenResult", out: str | os.PathLike, *
     values = {"lr": result.lr, "batch_size": result.batch_size, "loss": result.loss, "excess_loss": result.excess_loss,
               "negative_sum": result.negative_sum, "slope": fit.slope, "intercept": fit.intercept, "r2": fit.r2,
               "base_loss": result.base_loss, "base_negative_sum": result.base_negative_sum,
-              "dim": result.dim}  # fmt: skip
+              "base_grad_norm": result.base_grad_norm, "dim": result.dim}  # fmt: skip
     return _write(out, "negative_sum", [(0, 0.0, values)], config=config, overwrite=overwrite)
 
 
