@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 from pathlib import Path
 
@@ -88,10 +89,11 @@ def _cmd_ls(args) -> int:
     from .store import is_sweep_dir, list_runs, sweep_table
 
     metrics = _metrics_arg(args.metrics)
+    given = args.metrics is not None  # metrics asked for by name must exist
     if is_sweep_dir(args.runs_dir):
-        table = sweep_table(args.runs_dir, metrics=metrics)
+        table = sweep_table(args.runs_dir, metrics=metrics, require=given)
     else:
-        table = list_runs(args.runs_dir, metrics=metrics).drop(columns=["path", "updated"])
+        table = list_runs(args.runs_dir, metrics=metrics, require=given).drop(columns=["path", "updated"])
     if table.empty:
         print(f"no runs below {args.runs_dir}")
         return 0
@@ -259,11 +261,20 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from .run.config import ConfigError
 
+    from .store._lock import FolderLocked
+
     try:
         return args.fn(args)
-    except (ConfigError, FileNotFoundError, FileExistsError, KeyError, LookupError) as err:
-        print(f"sgdscope: error: {err}", file=sys.stderr)
+    except (ConfigError, ValueError, FileNotFoundError, FileExistsError, KeyError, LookupError, FolderLocked) as err:
+        text = err.args[0] if isinstance(err, KeyError) and err.args else err  # a KeyError's str() adds quotes
+        print(f"sgdscope: error: {text}", file=sys.stderr)
         return 2
+    except OSError as err:
+        if err.errno == errno.ENOSPC:  # what was written before stays; the run resumes once space is free
+            print(f"sgdscope: error: no space left on device writing {err.filename or 'the run folder'}; everything "
+                  f"written before is kept: free space and resume", file=sys.stderr)
+            return 1
+        raise
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ import pytest
 import torch
 from torch import nn
 
-from sgdscope.store import RunWriter, checkpoint_steps, load_arrays, load_run, read_config, read_status
+from sgdscope.store import CorruptFile, RunWriter, checkpoint_steps, load_arrays, load_run, read_config, read_status
 
 
 @dataclasses.dataclass
@@ -30,7 +30,7 @@ def test_new_run_layout(tmp_path):
     run = tmp_path / "runs" / "a"
     store = RunWriter(run, config={"optimizer": {"lr": 1e-3}})
     assert {p.name for p in run.iterdir()} == {
-        "config.toml", "metrics.parquet", "arrays", "checkpoints", "status.json"}
+        "config.toml", "metrics.parquet", "arrays", "checkpoints", "status.json", ".lock"}  # .lock: one writer
     store.declare({"top": "top_eigenvalues"})
     assert (run / "probes.json").is_file()
     assert read_config(run) == {"optimizer": {"lr": 1e-3}} == store.config
@@ -313,7 +313,7 @@ def test_sigkill_mid_write_leaves_a_readable_prefix(tmp_path):
             try:
                 if len(load_run(run)) > 100:
                     break
-            except (FileNotFoundError, OSError, pa.ArrowInvalid):
+            except (FileNotFoundError, OSError, pa.ArrowInvalid, CorruptFile):  # a read racing the writer
                 pass
             time.sleep(0.02)
     finally:

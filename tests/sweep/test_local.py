@@ -5,6 +5,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -12,6 +13,7 @@ import pytest
 import sgdscope
 from sgdscope.run.config import ConfigError
 from sgdscope.store import read_points
+from sgdscope.store._lock import FolderLocked, pid_alive
 from sgdscope.sweep import run_sweep
 from _sweep_kit import GRID, SEEDS, base_config, kill_a_worker_when, metrics
 
@@ -70,6 +72,64 @@ def test_killing_the_sweep_then_running_it_again_gives_the_undisturbed_metrics(u
         pd.testing.assert_frame_equal(metrics(out / "runs" / name), metrics(undisturbed / "runs" / name))
 
 
+def _driver(tmp_path, out, *, workers=2):
+    """A sweep driver in its own process (its workers are its children), as ``sgdscope sweep`` starts one."""
+    script = textwrap.dedent(f"""
+        import sys; sys.path.insert(0, {str(os.path.dirname(os.path.dirname(__file__)))!r})
+        from _sweep_kit import GRID, SEEDS, base_config
+        from sgdscope.sweep import run_sweep
+        run_sweep(base_config({str(tmp_path)!r}), grid=GRID, seeds=SEEDS, out={str(out)!r}, workers={workers}, quiet=True)
+    """)
+    return subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+
+
+def _running(run_dir, step=8, timeout=120.0):
+    """The status of ``run_dir`` once it is running at ``step`` or later."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            status = sgdscope.read_status(run_dir)
+        except (OSError, ValueError):
+            status = {}
+        if status.get("state") == "running" and (status.get("step") or 0) >= step:
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"{run_dir} never ran to step {step}")
+
+
+def test_workers_die_with_their_driver_and_a_rerun_has_one_writer_per_run(undisturbed, tmp_path):
+    out = tmp_path / "sweep"
+    driver = _driver(tmp_path, out)
+    first = out / "runs" / "lr=0.1,seed=0"
+    worker = _running(first)["pid"]
+    assert worker != driver.pid
+    os.kill(driver.pid, signal.SIGKILL)  # the driver only: its workers are left without a parent
+    driver.wait()
+    deadline = time.monotonic() + 30
+    while pid_alive(worker) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not pid_alive(worker), "the worker outlived its driver"
+    assert sgdscope.read_status(first)["state"] == "interrupted"  # it said so itself, before it ended
+    rows = run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
+    assert [r["state"] for r in rows] == ["done"] * 4
+    for name in read_points(undisturbed):
+        pd.testing.assert_frame_equal(metrics(out / "runs" / name), metrics(undisturbed / "runs" / name))
+
+
+def test_a_second_sweep_on_a_folder_in_use_is_refused_naming_the_holder(tmp_path):
+    out = tmp_path / "sweep"
+    driver = _driver(tmp_path, out, workers=1)
+    try:
+        _running(out / "runs" / "lr=0.1,seed=0", step=2)
+        with pytest.raises(FolderLocked, match=rf"{out}: another process writes this sweep \(host \S+, pid {driver.pid}\)"):
+            run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=1, quiet=True)
+    finally:
+        os.killpg(driver.pid, signal.SIGKILL)  # kill -9 of the holder and its workers frees the folder
+        driver.wait()
+    rows = run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
+    assert [r["state"] for r in rows] == ["done"] * 4
+
+
 def test_a_killed_worker_marks_its_run_interrupted_and_the_others_go_on(undisturbed, tmp_path):
     out = tmp_path / "sweep"
     victim = out / "runs" / "lr=0.05,seed=0"
@@ -83,6 +143,43 @@ def test_a_killed_worker_marks_its_run_interrupted_and_the_others_go_on(undistur
     rows = run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
     assert {r["state"] for r in rows} == {"done"} and _attempts(victim) == 2
     pd.testing.assert_frame_equal(metrics(victim), metrics(undisturbed / "runs" / victim.name))
+
+
+def test_a_moved_sweep_folder_resumes_its_interrupted_points_in_the_new_place(undisturbed, tmp_path):
+    out = tmp_path / "sweep"
+    victim = out / "runs" / "lr=0.05,seed=0"
+    thread, killed = kill_a_worker_when(victim, 20)
+    run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
+    thread.join()
+    assert killed and sgdscope.read_status(victim)["state"] == "interrupted"
+    moved = tmp_path / "elsewhere" / "sweep"
+    moved.parent.mkdir()
+    out.rename(moved)
+    rows = run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=moved, workers=2, quiet=True)
+    assert [r["state"] for r in rows] == ["done"] * 4
+    assert "resuming" in (moved / "runs" / victim.name / "log.txt").read_text()
+    assert sgdscope.read_config(moved / "runs" / victim.name)["out"] == str(moved / "runs")
+    pd.testing.assert_frame_equal(metrics(moved / "runs" / victim.name), metrics(undisturbed / "runs" / victim.name))
+
+
+def test_a_point_whose_resume_is_refused_says_why_and_keeps_its_status(tmp_path, capfd):
+    import torch
+
+    out = tmp_path / "sweep"
+    victim = out / "runs" / "lr=0.05,seed=0"
+    thread, killed = kill_a_worker_when(victim, 20)
+    run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
+    thread.join()
+    before = sgdscope.read_status(victim)
+    last = sorted((victim / "checkpoints").iterdir())[-1]
+    torch.save({"obj": Path(".")}, last / "state.pt")  # needs code to load: refused
+    capfd.readouterr()
+    rows = run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=False)
+    err = capfd.readouterr().err
+    assert {r["name"]: r["state"] for r in rows}[victim.name] == "interrupted"
+    assert f"[sweep] {victim.name}: " in err and "resuming the run failed" in err and "died" not in err
+    assert sgdscope.read_status(victim) == before
+    assert err.count("3/4 done, 0 running, 0 failed, 0 diverged, 1 interrupted; ETA 0s") == 1  # the final line once
 
 
 def test_failed_and_diverged_points_are_rerun_only_when_asked(tmp_path):

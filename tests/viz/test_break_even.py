@@ -19,7 +19,7 @@ ALL = ("gradient_noise", "top_eigenvalues", "loss_change", "evaluation", "bn_sca
 TEST_LOGITS = np.random.default_rng(123).normal(size=(30, 3))  # one shared "test subset"
 
 
-def write_run(path, *, lr=0.1, batch_size=32, seed=0, model="simplecnn", steps=24, probes=ALL, density=False):
+def write_run(path, *, lr=0.1, batch_size=32, seed=0, model="simplecnn", steps=24, probes=ALL, density=False, k_h=5):
     """A run whose curves look like the paper's: lambda_K^1 and lambda_H^1 rise to a peak that is
     lower for a larger lr / smaller batch; accuracy rises faster for a larger lr."""
     scale = (0.1 / lr) ** 0.5 * (batch_size / 32) ** 0.5
@@ -37,7 +37,7 @@ def write_run(path, *, lr=0.1, batch_size=32, seed=0, model="simplecnn", steps=2
                     "lambda_1": lam_k, "ratio": 0.1 + 0.2 * (1 - bump) / scale, "trace": 3 * lam_k + 0.5,
                     "g_ratio": 1.2 + 0.5 * bump, "spectrum": np.append(lam_k * np.exp(-np.arange(7) / scale), 1e-17)})
             if "top_eigenvalues" in probes:
-                w.log(step, epoch, "top_eigenvalues", {"lambda_1": lam_h, "eigenvalues": lam_h / (1 + np.arange(5)) ** scale})
+                w.log(step, epoch, "top_eigenvalues", {"lambda_1": lam_h, "eigenvalues": lam_h / (1 + np.arange(k_h)) ** scale})
             if "loss_change" in probes:
                 w.log(step, epoch, "loss_change", {"delta_loss": 0.05 * (1 - t / 9) + 0.01 * math.sin(t)})
             if "bn_scale_norm" in probes:
@@ -198,6 +198,20 @@ def test_fig3_spectra_at_the_maxima_per_learning_rate(lr_sweep, tmp_path):
             np.testing.assert_allclose(line.get_ydata(), values)
             assert line.get_label() == rf"$\eta$={lr:g} (step {top})"
     save(fig, tmp_path, "fig3")
+
+
+def test_fig3_draws_one_or_two_eigenvalues_of_h_as_labelled_points_on_a_linear_axis(tmp_path):
+    runs = Runs.open(write_sweep(tmp_path / "k1", k_h=1))
+    fig = spectra_at_peak(runs)
+    ax_k, ax_h = fig.axes
+    assert ax_k.get_yscale() == "log" and ax_h.get_yscale() == "linear"
+    labels = [t.get_text() for t in ax_h.texts]
+    assert "a spectrum needs top_eigenvalues.k >= 3" in labels
+    for line in ax_h.get_lines():  # each run's one value, written beside its point
+        (value,) = line.get_ydata()
+        assert f"{value:.4g}" in labels
+    save(fig, tmp_path, "fig3_k1")
+    assert spectra_at_peak(Runs.open(write_sweep(tmp_path / "k3", k_h=3))).axes[1].get_yscale() == "log"
 
 
 def test_fig3_draws_the_slq_density_of_h_when_stored(tmp_path):

@@ -14,6 +14,7 @@ import torch
 
 from ..probes import evaluation
 from ..scope import Scope
+from .config import ConfigError
 from .optimizers import build_optimizer, is_full_batch
 from .probe_factory import build_probes
 from .setup import Parts, build_parts
@@ -78,7 +79,10 @@ def build_run(cfg: dict, sink, *, progress: bool = False) -> Run:
     torch.manual_seed(cfg["seed"])
     parts = build_parts(cfg)
     N = len(parts.data.train)
-    S = N if is_full_batch(cfg["optimizer"]["name"]) else min(cfg["train"]["batch_size"], N)
+    if not is_full_batch(cfg["optimizer"]["name"]) and cfg["train"]["batch_size"] > N:
+        raise ConfigError(f"config key 'train.batch_size' ({cfg['train']['batch_size']}) is larger than the training set "
+                          f"({N} examples): use at most {N} (that many is full batch)")
+    S = N if is_full_batch(cfg["optimizer"]["name"]) else cfg["train"]["batch_size"]
     steps_per_epoch = math.ceil(N / S)
     total = cfg["train"]["epochs"] * steps_per_epoch
     if cfg["train"]["max_steps"]:

@@ -6,6 +6,8 @@ order of the current epoch: a resumed run gives the same numbers as an uninterru
 """
 from __future__ import annotations
 
+import warnings
+
 import torch
 
 from .build import Run
@@ -51,6 +53,12 @@ def restore(run: Run, *, trust: bool = False) -> None:
     (it is recomputed); without a checkpoint, start over. ``trust``: see
     :func:`~sgdscope.store.load_checkpoint`."""
     ckpt = run.sink.latest_checkpoint(trust=trust)
+    skipped = [*(f"metrics part {p}" for p in getattr(run.sink, "damaged", [])), *getattr(run.sink, "skipped", [])]
+    if skipped:  # said once, in the run's status and as a warning: what was set aside and why
+        note = "resumed past damaged files: " + "; ".join(skipped)
+        warnings.warn(f"{getattr(run.sink, 'path', 'run')}: {note}", stacklevel=2)
+        if hasattr(run.sink, "set_status"):
+            run.sink.set_status("running", message=note)
     if ckpt is None:
         run.sink.truncate_after(-1)
         run.step = 0

@@ -16,6 +16,7 @@ builder (which checks them in turn); ``probes`` holds one table per probe::
 from __future__ import annotations
 
 import copy
+import functools
 import inspect
 from pathlib import Path
 from typing import Any
@@ -191,9 +192,48 @@ def _check_names(cfg: dict) -> None:
         raise ConfigError(str(err)) from None
 
 
+def _check_builders(cfg: dict) -> None:
+    """The model's and the loss's builder keywords and values, by building them once (the model with
+    the builder's default input shape, on the CPU; each distinct section once per process), so that
+    a bad keyword in a sweep point is refused before the sweep starts."""
+    import json
+
+    for section in ("model", "loss"):
+        table = {k: v for k, v in cfg[section].items()}
+        _build_once(section, json.dumps(table, sort_keys=True, default=str))
+
+
+@functools.lru_cache(maxsize=256)
+def _build_once(section: str, table_json: str) -> None:
+    import json
+
+    from .. import zoo
+
+    table = json.loads(table_json)
+    name = table.pop("name")
+    try:
+        if section == "model":
+            zoo.build_model(name, **table)
+        else:
+            zoo.build_loss(name, **table)
+    except (TypeError, ValueError, KeyError) as err:
+        raise ConfigError(f"config section '{section}' ({name}): {' '.join(str(err).split())}") from None
+
+
+def check_run_name(name) -> str:
+    """``name`` when it is one folder name (the run's folder inside ``out``); ``ConfigError`` otherwise:
+    empty, ``.`` or ``..``, a path separator, an absolute path or a NUL would put the run elsewhere."""
+    if not isinstance(name, str) or not name or name in (".", "..") or any(c in name for c in "/\\\0") \
+            or Path(name).is_absolute() or Path(name).drive:
+        raise ConfigError(f"config key 'name' must be one folder name inside 'out' (no '/', '\\', '..' or absolute "
+                          f"path), got {name!r}")
+    return name
+
+
 def resolve(config: dict) -> dict:
     """Defaults filled in, every key and value checked; returns a new dict."""
     cfg = _merge(DEFAULTS, config, "", False)
+    check_run_name(cfg["name"])
     for key in ("epochs", "batch_size"):
         if cfg["train"][key] < 1:
             raise ConfigError(f"config key 'train.{key}' must be >= 1, got {cfg['train'][key]}")
@@ -206,5 +246,6 @@ def resolve(config: dict) -> dict:
     if cfg["optimizer"]["lr"] <= 0:
         raise ConfigError(f"config key 'optimizer.lr' must be > 0, got {cfg['optimizer']['lr']}")
     _check_names(cfg)
+    _check_builders(cfg)
     _check_probes(cfg["probes"])
     return cfg

@@ -13,6 +13,7 @@ and :func:`train` (the loop, which owns the run folder).
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import NamedTuple
 
@@ -21,7 +22,7 @@ import torch
 from .. import zoo
 from ..store import RunWriter
 from .build import Run, build_run
-from .config import ConfigError
+from .config import ConfigError, check_run_name
 from .checkpointing import restore, save_checkpoint
 from .progress import Progress, resolve_mode
 
@@ -39,7 +40,14 @@ class SetupError(ConfigError):
 
 
 def run_dir_for(cfg: dict) -> Path:
-    return Path(cfg["out"]) / cfg["name"]
+    """``out / name``, refused (``ConfigError``) unless it stays inside ``out``: ``name`` is one folder
+    name, and an existing ``out / name`` that is a symbolic link (it could point anywhere) is not used."""
+    out = Path(cfg["out"])
+    path = out / check_run_name(cfg["name"])
+    if path.is_symlink():
+        raise ConfigError(f"{path} is a symbolic link (to {os.readlink(path)}); a run is written only to a real folder "
+                          f"inside {out}")
+    return path
 
 
 def _batch(run: Run, pos: int):
@@ -109,8 +117,7 @@ def train(cfg: dict, *, run_dir: str | Path | None = None, resume: bool = False,
             restore(run, trust=trust_checkpoint)
     except BaseException as err:
         if resume:
-            sink.set_status(sink.state, message=f"resume failed: {type(err).__name__}: {err}")
-            sink.close()
+            sink.abandon()  # the run's status stays as it was (a done run stays done)
         else:
             sink.discard()
         if isinstance(err, Exception):

@@ -6,8 +6,9 @@ figures and the report all read or write runs through it.
 """
 from .checkpoint import UnsafeCheckpointError, load_checkpoint
 from .layout import STATES, checkpoint_steps, find_runs, is_run_dir
+from ._lock import FolderLocked
 from .reader import (
-    list_arrays, list_runs, load_arrays, load_run, load_sweep, read_config, read_probes, read_status,
+    CorruptFile, list_arrays, list_runs, load_arrays, load_run, load_sweep, read_config, read_probes, read_status,
 )
 from .sink import DiscardSink, MemorySink, Sink
 from .sweeps import is_sweep_dir, load_sweep_folder, read_points, sweep_table
@@ -19,5 +20,5 @@ __all__ = [
     "load_run", "load_arrays", "list_arrays", "read_config", "read_status", "read_probes",
     "list_runs", "load_sweep", "find_runs", "is_run_dir",
     "load_checkpoint", "checkpoint_steps", "UnsafeCheckpointError", "export_tensorboard",
-    "is_sweep_dir", "read_points", "sweep_table", "load_sweep_folder",
+    "is_sweep_dir", "read_points", "sweep_table", "load_sweep_folder", "CorruptFile", "FolderLocked",
 ]

@@ -12,7 +12,9 @@ One run is one directory::
       checkpoints/step_00000123/   model.safetensors (model tensors; metadata: step, key order)
                                    + state.pt (torch.save of plain containers, tensors and numbers:
                                    optimizer, RNG, counters; loads with weights_only=True)
-      status.json                  {"state", "step", "epoch", "updated", "message", ...}
+      status.json                  {"state", "step", "epoch", "updated", "message", "host", "pid", ...}
+      .lock                        the writer's OS file lock (flock; "host pid" inside): one writer at a time
+      metrics.parquet/.damaged-part-*   a part a resume found unreadable, set aside (kept, never read)
 
 PROBE is the probe's instance name (its label); ``probes.json`` maps it to the probe type of
 :mod:`sgdscope.quantities`. PROBE and NAME are percent-encoded in paths

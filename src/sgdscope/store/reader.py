@@ -21,7 +21,7 @@ from .layout import (
 
 __all__ = [
     "load_run", "load_arrays", "list_arrays", "read_config", "read_status", "read_probes",
-    "list_runs", "load_sweep", "TIDY_COLUMNS", "SWEEP_COLUMNS",
+    "list_runs", "load_sweep", "TIDY_COLUMNS", "SWEEP_COLUMNS", "CorruptFile", "read_json",
 ]
 
 KEY_METRICS = ("train/loss", "evaluation/train_accuracy", "evaluation/test_accuracy", "top_eigenvalues/lambda_1",
@@ -39,12 +39,31 @@ def _require_run(run_dir: str | os.PathLike) -> Path:
     return run_dir
 
 
+class CorruptFile(ValueError):
+    """A run-store file that cannot be read (truncated, overwritten, not the format): the message
+    names the file and what is wrong with it, in one line."""
+
+
+def read_json(path: str | os.PathLike, what: str):
+    """The JSON document at ``path`` (``what`` it is, for the message); :class:`CorruptFile` if it is not JSON."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise CorruptFile(f"{path}: the {what} is damaged (not valid JSON: {e})") from None
+
+
 def read_part(path: Path):
-    """One parquet file as a pyarrow Table with exactly the schema of :func:`.layout.metrics_schema`."""
+    """One parquet file as a pyarrow Table with exactly the schema of :func:`.layout.metrics_schema`;
+    :class:`CorruptFile` naming it if it cannot be read (a truncated or foreign file)."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     schema = metrics_schema()
-    return pq.read_table(path).select(schema.names).cast(schema)
+    try:
+        return pq.read_table(path).select(schema.names).cast(schema)
+    except (pa.ArrowException, OSError, KeyError, ValueError) as e:
+        raise CorruptFile(f"{path}: the metrics part is damaged ({' '.join(str(e).split())})") from None
 
 
 def read_metrics_table(run_dir: Path):
@@ -64,8 +83,7 @@ def read_probes(run_dir: str | os.PathLike) -> dict[str, str]:
     path = Path(run_dir) / PROBES
     if not path.is_file():
         return {}
-    with open(path, encoding="utf-8") as f:
-        return {name: entry["type"] for name, entry in json.load(f).items()}
+    return {name: entry["type"] for name, entry in read_json(path, "probe declaration").items()}
 
 
 def load_run(run_dir: str | os.PathLike):
@@ -94,8 +112,7 @@ def read_status(run_dir: str | os.PathLike) -> dict:
     path = _require_run(run_dir) / STATUS
     if not path.exists():
         raise FileNotFoundError(f"{path}: missing (the run has never set a status)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(path, "run status")
 
 
 def list_arrays(run_dir: str | os.PathLike) -> list[tuple[str, str]]:
@@ -119,7 +136,14 @@ def load_arrays(run_dir: str | os.PathLike, probe: str, name: str) -> dict[int, 
             f"{run_dir}: no arrays for probe={probe!r}, name={name!r}; "
             f"stored (probe, name) pairs: {list_arrays(run_dir)}"
         )
-    return {step: np.load(file, allow_pickle=False) for step, file in files}
+    out = {}
+    for step, file in files:
+        try:
+            out[step] = np.load(file, allow_pickle=False)
+        except (ValueError, OSError, EOFError) as e:  # an object array (needs pickle: refused) or a damaged file
+            raise CorruptFile(f"{file}: the array cannot be read without running code or is damaged "
+                              f"({' '.join(str(e).split())})") from None
+    return out
 
 
 def _run_label(root: Path, run: Path) -> str:
@@ -137,29 +161,55 @@ def _last_values(df, metrics: Sequence[str]) -> dict[str, float]:
     return dict(zip(keys[keep], last["value"][keep].astype(float)))
 
 
-def list_runs(root: str | os.PathLike, *, metrics: Sequence[str] = KEY_METRICS):
+def _writer_gone(status: dict) -> bool:
+    """A "running" status whose writing process is not alive on this host (killed without a word)."""
+    import socket
+
+    from ._lock import pid_alive
+
+    return status.get("host") == socket.gethostname() and status.get("pid") is not None and not pid_alive(status["pid"])
+
+
+def list_runs(root: str | os.PathLike, *, metrics: Sequence[str] = KEY_METRICS, require: bool = False):
     """One row per run at or below ``root`` (for ``sgdscope ls``).
 
     Columns: run (path relative to ``root``), path, state (``"unknown"`` without a status),
     step (the larger of the status's and the last logged step), epoch, updated, message, then
     one column "probe/name" per stored metric matching ``metrics`` (entries are "probe/name",
     "type/name", or a bare name matching any probe) holding its value at the last logged step.
+    A run that cannot be read is listed with state ``unreadable`` and the damaged file in its
+    message; a ``running`` run whose writer died on this host is listed as ``interrupted``.
+    ``require``: a metric of ``metrics`` that no run records is an error (``KeyError``) naming it.
     """
     import pandas as pd
 
     root = Path(root)
-    rows = []
+    rows, seen = [], set()
     for run in find_runs(root):
-        status = read_status(run) if (run / STATUS).exists() else {}
-        df = load_run(run)
+        try:
+            status = read_status(run) if (run / STATUS).exists() else {}
+            df = load_run(run)
+        except CorruptFile as err:  # this run cannot be read; the others are listed as usual
+            rows.append({"run": _run_label(root, run), "path": str(run), "state": "unreadable", "step": None,
+                         "epoch": None, "updated": None, "message": str(err)})
+            continue
+        seen |= set(df["probe"] + "/" + df["name"]) | set(df["type"] + "/" + df["name"]) | set(df["name"])
         steps = [s for s in (status.get("step"), df["step"].max() if len(df) else None)
                  if s is not None]
+        state, message = status.get("state", "unknown"), status.get("message", "")
+        if state == "running" and _writer_gone(status):
+            state, message = "interrupted", f"its writer (pid {status['pid']}) is gone; resume the run to continue it"
         rows.append({
             "run": _run_label(root, run), "path": str(run),
-            "state": status.get("state", "unknown"), "step": int(max(steps)) if steps else None,
+            "state": state, "step": int(max(steps)) if steps else None,
             "epoch": status.get("epoch"), "updated": status.get("updated"),
-            "message": status.get("message", ""), **_last_values(df, metrics),
+            "message": message, **_last_values(df, metrics),
         })
+    if require and rows:
+        missing = [m for m in metrics if m not in seen]
+        if missing:
+            raise KeyError(f"no run below {root} records {', '.join(map(repr, missing))}; recorded (probe/name): "
+                           f"{', '.join(sorted(m for m in seen if m.count('/') == 1)[:40]) or 'nothing'}")
     base = ["run", "path", "state", "step", "epoch", "updated", "message"]
     df = pd.DataFrame(rows, columns=base + sorted({k for r in rows for k in r} - set(base)))
     return df.astype({"step": "Int64"})

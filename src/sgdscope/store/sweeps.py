@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ._atomic import atomic_write_json
-from .reader import KEY_METRICS, list_runs, load_sweep
+from .reader import KEY_METRICS, list_runs, load_sweep, read_json
 
 __all__ = ["MARKER", "POINTS", "RUNS", "is_sweep_dir", "write_points", "read_points", "sweep_table", "load_sweep_folder"]
 
@@ -34,17 +34,16 @@ def read_points(out: str | os.PathLike) -> dict:
     path = Path(out) / POINTS
     if not path.is_file():
         raise FileNotFoundError(f"{out}: not a sweep folder (no {POINTS}; run `sgdscope sweep` first)")
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+    return read_json(path, "sweep's list of points")
 
 
-def sweep_table(out: str | os.PathLike, *, metrics: Sequence[str] = KEY_METRICS):
+def sweep_table(out: str | os.PathLike, *, metrics: Sequence[str] = KEY_METRICS, require: bool = False):
     """One row per point (for ``sgdscope ls SWEEP``): its varied values, state, step, the chosen
     metrics' last values ("type/name" or "probe/name"), the message; points never started show as "new"."""
     import pandas as pd
 
     points = read_points(out)
-    runs = list_runs(Path(out) / RUNS, metrics=metrics) if (Path(out) / RUNS).is_dir() else pd.DataFrame(columns=["run"])
+    runs = list_runs(Path(out) / RUNS, metrics=metrics, require=require) if (Path(out) / RUNS).is_dir() else pd.DataFrame(columns=["run"])
     by_name = {row["run"]: row for row in runs.to_dict("records")}
     rows = []
     for name, point in points.items():

@@ -12,6 +12,7 @@ A :class:`RunWriter` is a :class:`~sgdscope.store.sink.Sink`: ``Scope`` writes t
 """
 from __future__ import annotations
 
+import errno
 import numbers
 import os
 import socket
@@ -24,17 +25,50 @@ import numpy as np
 import torch
 
 from . import _toml
+from ._lock import LOCK, FolderLock
 from ._atomic import atomic_replace_dir, atomic_write, atomic_write_json, remove_dir, remove_stale_temps
-from .checkpoint import load_checkpoint, write_checkpoint
+from .checkpoint import UnsafeCheckpointError, load_checkpoint, write_checkpoint
 from .layout import (
     ARRAYS, COLUMNS, CHECKPOINTS, CONFIG, METRICS, PROBES, STATES, STATUS, array_dir, array_files,
     checkpoint_dir, checkpoint_steps, is_run_dir, metric_parts, metrics_schema,
 )
-from .reader import list_arrays, read_part, read_probes, read_status
+from .reader import CorruptFile, list_arrays, read_part, read_probes, read_status
 
-__all__ = ["RunWriter", "mark_status"]
+__all__ = ["RunWriter", "mark_status", "NoSpaceLeft"]
 
 PART_ROWS = 16384  # rows per part of metrics.parquet/ before a new part is started
+_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
+
+
+class NoSpaceLeft(OSError):
+    """A write of the run store failed for lack of space (disk full, quota, file size limit). What
+    was written before is intact (every write is atomic); free space and resume."""
+
+    def __str__(self) -> str:
+        return (f"no space left on device writing {self.filename} ({self.strerror}); everything written before is "
+                f"kept: free space, then resume the run")
+
+
+def _space_checked(method):
+    """Turn a failed write for lack of space into :class:`NoSpaceLeft` naming the run folder."""
+    import functools
+
+    @functools.wraps(method)
+    def wrapper(self, *args, **kwargs):
+        try:
+            return method(self, *args, **kwargs)
+        except NoSpaceLeft:
+            raise
+        except OSError as err:
+            if err.errno in _FULL:
+                raise NoSpaceLeft(errno.ENOSPC, os.strerror(err.errno), str(err.filename or self.path)) from err
+            raise
+        except Exception as err:  # pyarrow reports a short write as "unexpected pos ..."
+            if "unexpected pos" in str(err) or "No space left" in str(err):
+                raise NoSpaceLeft(errno.ENOSPC, os.strerror(errno.ENOSPC), str(self.path)) from err
+            raise
+
+    return wrapper
 
 
 class RunWriter:
@@ -54,13 +88,37 @@ class RunWriter:
         self.path = path = Path(run_dir)
         if resume and overwrite:
             raise ValueError(f"{path}: pass resume=True or overwrite=True, not both")
+        if path.is_symlink():
+            raise ValueError(f"{path} is a symbolic link (to {os.readlink(path)}); a run is written only to a real folder")
         self.flush_every_s = flush_every_s
+        self._lock = FolderLock(path, "run")
+        try:
+            self._open(path, config, resume, overwrite)
+        except BaseException:
+            self._lock.release()
+            raise
+        self._pending: dict[str, list] = {c: [] for c in COLUMNS}
+        self._last_flush = time.monotonic()
+        self._closed = False
+        self.set_status("running", message="resumed" if resume else "started")
+
+    def _open(self, path: Path, config, resume: bool, overwrite: bool) -> None:
+        """Take the folder's lock (one writer at a time), then reopen the run (``resume``) or start it."""
+        self._before = {}
         if resume:
             if not is_run_dir(path):
                 raise FileNotFoundError(f"{path}: no run to resume (expected {STATUS} or {CONFIG})")
+            self._lock.acquire()
+            self._before = read_status(path) if (path / STATUS).exists() else {}
             remove_stale_temps(path)
+            self._set_aside_damaged_parts()
             self.config = _toml.read_toml(path / CONFIG) if (path / CONFIG).exists() else {}
-            diff = [] if config is None else _toml.config_diff(self.config, _toml.normalize(config))
+            given = None if config is None else _toml.normalize(config)
+            # "out" says where the run is, not what it is: a copied or moved run (or sweep) resumes in its new place
+            diff = [] if given is None else [d for d in _toml.config_diff(self.config, given) if not d.startswith("out (")]
+            if given is not None and given.get("out") != self.config.get("out") and "out" in given:
+                self.config = {**self.config, "out": given["out"]}
+                _toml.write_toml(path / CONFIG, self.config)
             if diff:
                 raise ValueError(f"{path}: resuming with a config that differs from the "
                                  f"stored {CONFIG} (stored vs given): " + ", ".join(diff))
@@ -71,8 +129,13 @@ class RunWriter:
                 self._step = self._tail["step"][-1].as_py()
         else:
             self.config = _toml.normalize(config or {})  # a bad config fails before any change
+            if is_run_dir(path) and not overwrite:
+                raise FileExistsError(f"{path}: already holds a run; pass resume=True "
+                                      "to continue it or overwrite=True to replace it")
+            path.mkdir(parents=True, exist_ok=True)
+            self._lock.acquire()
             if is_run_dir(path):
-                if not overwrite:
+                if not overwrite:  # another process started a run here meanwhile
                     raise FileExistsError(f"{path}: already holds a run; pass resume=True "
                                           "to continue it or overwrite=True to replace it")
                 clear_run(path)
@@ -81,14 +144,11 @@ class RunWriter:
             _toml.write_toml(path / CONFIG, config or {})
             self._open_tail()
             self._step = self._epoch = None
-        self._pending: dict[str, list] = {c: [] for c in COLUMNS}
-        self._last_flush = time.monotonic()
-        self._closed = False
-        self.set_status("running", message="resumed" if resume else "started")
 
     def __repr__(self) -> str:
         return f"RunWriter({str(self.path)!r}, state={self.state!r}, step={self._step})"
 
+    @_space_checked
     def log(self, step: int, epoch: float, probe: str, values: Mapping[str, Any], *,
             seconds: float | None = None) -> None:
         """Record one probe's results at ``step``: 0-d values (float, int, bool, 0-d tensor /
@@ -117,6 +177,7 @@ class RunWriter:
         if every is not None and time.monotonic() - self._last_flush >= every:
             self.flush()
 
+    @_space_checked
     def flush(self) -> None:
         """Atomically persist the rows logged since the last flush. If the write fails, the
         files on disk stay as they were and the rows stay buffered for the next flush."""
@@ -172,6 +233,24 @@ class RunWriter:
         data = sink.getvalue()
         atomic_write(self.path / METRICS / f"part-{index:08d}.parquet", lambda f: f.write(data))
 
+    def _set_aside_damaged_parts(self) -> None:
+        """On resume: a metrics part that cannot be read (and every later one) is renamed
+        ``.damaged-part-*`` (kept, not deleted; the readers skip it), and the resume falls back to a
+        checkpoint no later than the last intact row (:meth:`latest_checkpoint`)."""
+        self.damaged: list[str] = []
+        self._intact_step: int | None = None
+        parts = metric_parts(self.path)
+        for i, (_, file) in enumerate(parts):
+            try:
+                read_part(file)
+            except CorruptFile as err:
+                for _, bad in parts[i:]:
+                    bad.rename(bad.with_name(f".damaged-{bad.name}"))
+                    self.damaged.append(f"{bad.name} ({err})" if bad == file else bad.name)
+                intact = [read_part(f)["step"] for _, f in parts[:i]]
+                self._intact_step = max((int(max(c.to_pylist(), default=-1)) for c in intact), default=-1)
+                return
+
     def _open_tail(self) -> None:
         """Load the last part of ``metrics.parquet/`` (creating an empty part 0 if none)."""
         parts = metric_parts(self.path)
@@ -181,6 +260,7 @@ class RunWriter:
             parts = metric_parts(self.path)
         self._tail_index, self._tail = parts[-1][0], read_part(parts[-1][1])
 
+    @_space_checked
     def save_checkpoint(self, step: int, *, model_state: Mapping[str, torch.Tensor],
                         state: Mapping[str, Any], keep: int | None = 2) -> Path:
         """Flush the metrics, then write ``checkpoints/step_XXXXXXXX/`` atomically:
@@ -201,11 +281,26 @@ class RunWriter:
         return path
 
     def latest_checkpoint(self, *, trust: bool = False) -> tuple[int, dict[str, torch.Tensor], Any] | None:
-        """``(step, model_state, state)`` of the newest complete checkpoint, or None
-        (``trust``: see :func:`~sgdscope.store.checkpoint.load_checkpoint`)."""
-        steps = checkpoint_steps(self.path)
-        return (steps[-1], *load_checkpoint(self.path, steps[-1], trust=trust)) if steps else None
+        """``(step, model_state, state)`` of the newest checkpoint that loads, or None (``trust``: see
+        :func:`~sgdscope.store.checkpoint.load_checkpoint`). A damaged checkpoint (a file that does
+        not load), or one later than the last intact metrics row after a damaged part, is skipped,
+        and said in :attr:`skipped` ("step_00000040: why"); a refused (unsafe) one still raises."""
+        self.skipped: list[str] = []
+        limit = getattr(self, "_intact_step", None)
+        for step in reversed(checkpoint_steps(self.path)):
+            name = checkpoint_dir(self.path, step).name
+            if limit is not None and step > limit:
+                self.skipped.append(f"{name}: later than the last intact metrics row (step {limit})")
+                continue
+            try:
+                return (step, *load_checkpoint(self.path, step, trust=trust))
+            except UnsafeCheckpointError:
+                raise
+            except Exception as err:  # a truncated or overwritten file: try the one before
+                self.skipped.append(f"{name}: damaged ({type(err).__name__}: {' '.join(str(err).split())[:200]})")
+        return None
 
+    @_space_checked
     def set_status(self, state: str, **info: Any) -> None:
         """Atomically write ``status.json``: state (one of :data:`STATES`), step and epoch
         (the last logged unless given), updated (ISO-8601 UTC), message, the writing process's
@@ -222,6 +317,7 @@ class RunWriter:
         self.state = state
         self._message = message
 
+    @_space_checked
     def declare(self, probes: Mapping[str, str]) -> None:
         """Record the type of each probe instance (``{instance name: probe type}``) in
         ``probes.json``, merged with what the run declared before; a name may not change type."""
@@ -239,14 +335,33 @@ class RunWriter:
         """Delete this run's files (for a run whose set-up failed before it trained)."""
         self._closed = True
         clear_run(self.path)
+        (self.path / LOCK).unlink(missing_ok=True)
+        self._lock.release()
         if self.path.is_dir() and not any(self.path.iterdir()):
             self.path.rmdir()
 
+    def abandon(self) -> None:
+        """Close a resumed run that could not go on (its restore failed) with its ``status.json`` as it
+        was before this writer opened it: a failed resume changes nothing."""
+        self._closed = True
+        if self._before:
+            atomic_write_json(self.path / STATUS, self._before)
+            self.state = self._before.get("state", self.state)
+        self._lock.release()
+
     def close(self) -> None:
-        """Flush the metrics; later calls to :meth:`log` raise. Closing twice is fine."""
+        """Flush the metrics and release the folder; later calls to :meth:`log` raise. Closing twice is fine."""
         if not self._closed:
-            self.flush()
-            self._closed = True
+            try:
+                self.flush()
+            finally:
+                self._closed = True
+                self._lock.release()
+
+    def __del__(self) -> None:  # a writer dropped without close (a crash simulated in-process) frees its folder
+        lock = getattr(self, "_lock", None)
+        if lock is not None:
+            lock.release()
 
     def __enter__(self) -> "RunWriter":
         return self

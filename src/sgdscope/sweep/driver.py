@@ -13,7 +13,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..run.config import ConfigError, read_config_file
+from ..run.config import ConfigError, check_run_name, read_config_file
+from ..store._lock import FolderLock
 from ..store import _toml, is_run_dir, read_status
 from ..store.writer import clear_run
 from ..store.sweeps import MARKER, RUNS, write_points
@@ -34,8 +35,8 @@ class Task:
 
 
 def default_out(base: dict) -> Path:
-    """``OUT/NAME-sweep`` from the base config's ``out`` and ``name``."""
-    return Path(base.get("out", "runs")) / f"{base.get('name', 'run')}-sweep"
+    """``OUT/NAME-sweep`` from the base config's ``out`` and ``name`` (one folder name, as a run's)."""
+    return Path(base.get("out", "runs")) / f"{check_run_name(base.get('name', 'run'))}-sweep"
 
 
 def _prepare(out: Path, spec: SweepSpec, extend: bool) -> None:
@@ -58,6 +59,7 @@ class _Line:
         self.stream = sys.stderr if stream is None else stream
         self.start = time.monotonic()
         self.last = -float("inf")
+        self.printed = ""
         self.finished: list[float] = []
 
     def __call__(self, states: dict, final: bool = False) -> None:
@@ -68,13 +70,16 @@ class _Line:
             self.finished.append(now - self.start)
         if self.quiet or (not final and now - self.last < self.gap_s):
             return
-        self.last = now
         left = len(states) - ended
         eta = "?" if not ended else f"{(now - self.start) / ended * left:.0f}s"
         skipped = f", {len(self.skipped)} failed before (not rerun: --retry-failed)" if self.skipped else ""
-        print(f"[sweep {self.name}] {counts['done']}/{self.total} done, {counts['running']} running, {counts['failed']} failed, "
-              f"{counts['diverged']} diverged, {counts['interrupted']} interrupted{skipped}; ETA {eta if not final else '0s'}",
-              file=self.stream, flush=True)
+        text = (f"[sweep {self.name}] {counts['done']}/{self.total} done, {counts['running']} running, {counts['failed']} "
+                f"failed, {counts['diverged']} diverged, {counts['interrupted']} interrupted{skipped}; ETA "
+                f"{eta if not final else '0s'}")
+        if final and text == self.printed:  # the last change already said it
+            return
+        self.last, self.printed = now, text
+        print(text, file=self.stream, flush=True)
 
 
 def run_sweep(config, *, grid: dict | None = None, seeds: list[int] | None = None, out=None, executor: str = "local",
@@ -95,7 +100,17 @@ def run_sweep(config, *, grid: dict | None = None, seeds: list[int] | None = Non
     spec = spec_from_table(raw, grid, seeds)
     out = Path(out) if out is not None else default_out(spec.base)
     points = spec.points(out / RUNS)  # every point resolves before anything is written
-    _prepare(out, spec, extend)
+    if out.is_symlink():
+        raise ConfigError(f"{out} is a symbolic link (to {os.readlink(out)}); a sweep is written only to a real folder")
+    out.mkdir(parents=True, exist_ok=True)
+    with FolderLock(out, "sweep"):  # one driver per sweep folder; the OS frees it when the driver dies
+        _prepare(out, spec, extend)
+        return _run(out, points, executor=executor, workers=workers, threads=threads, address=address,
+                    retry_failed=retry_failed, num_cpus=num_cpus, num_gpus=num_gpus, quiet=quiet)
+
+
+def _run(out: Path, points, *, executor, workers, threads, address, retry_failed, num_cpus, num_gpus,
+         quiet) -> list[dict]:
     threads = threads or max(1, (os.cpu_count() or 1) // workers)
     todo, skipped, states = [], {}, {}
     for p in points:

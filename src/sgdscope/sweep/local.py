@@ -77,6 +77,9 @@ def run_local(tasks: Sequence, *, workers: int, threads: int | None, on_change: 
             dirty = False
             try:
                 worker, answer = answers.get(timeout=poll_s)
+                if answer.get("error"):  # e.g. a refused checkpoint: the run's status is left as it was
+                    print(f"[sweep] {worker.task.name}: {answer['error']} (log: {Path(worker.task.run_dir) / 'log.txt'})",
+                          file=sys.stderr, flush=True)
                 states[worker.task.name], dirty = settle(worker.task.run_dir, 0), True
                 worker.task = None
             except queue.Empty:

@@ -24,9 +24,10 @@ __all__ = ["run_point", "settle", "LOG_FILE"]
 LOG_FILE = "log.txt"
 
 
-def run_point(config: dict, run_dir: str | os.PathLike, *, threads: int | None = None) -> str:
+def run_point(config: dict, run_dir: str | os.PathLike, *, threads: int | None = None, errors: list | None = None) -> str:
     """Train (or resume) the run of ``config`` in ``run_dir`` with ``threads`` torch threads;
-    returns its final state (``done``, ``diverged``, ``failed``, ``interrupted``)."""
+    returns its final state (``done``, ``diverged``, ``failed``, ``interrupted``). The error that
+    ended it, if any, in one line, is appended to ``errors``."""
     if threads:
         torch.set_num_threads(int(threads))
     run_dir = Path(run_dir)
@@ -39,8 +40,10 @@ def run_point(config: dict, run_dir: str | os.PathLike, *, threads: int | None =
               f"{run_dir.name} ({torch.get_num_threads()} threads)")
         try:
             train(config, run_dir=run_dir, resume=resume, progress="lines")
-        except Exception:  # recorded in the run's status by train; the traceback goes to the log
+        except Exception as err:  # recorded in the run's status by train; the traceback goes to the log
             traceback.print_exc()
+            if errors is not None:
+                errors.append(" ".join(str(err).split()) or type(err).__name__)
     return read_status(run_dir)["state"] if is_run_dir(run_dir) else "failed"
 
 
@@ -67,15 +70,39 @@ def serve(threads: int | None = None) -> int:
     import warnings
 
     channel = sys.stdout  # run_point sends everything else to the point's own log
+    watch_parent()
     for line in sys.stdin:
         if not line.strip():
             continue
         task = json.loads(line)
+        errors: list[str] = []
         with warnings.catch_warnings():  # each point's log shows its own warnings, as a fresh process would
             warnings.simplefilter("default")
-            state = run_point(task["config"], task["run_dir"], threads=threads)
-        print(json.dumps({"run_dir": task["run_dir"], "state": state}), file=channel, flush=True)
+            state = run_point(task["config"], task["run_dir"], threads=threads, errors=errors)
+        answer = {"run_dir": task["run_dir"], "state": state, **({"error": errors[-1]} if errors else {})}
+        print(json.dumps(answer), file=channel, flush=True)
     return 0
+
+
+def watch_parent(poll_s: float = 0.5, grace_s: float = 20.0) -> None:
+    """End this worker when its driver dies (``kill -9`` included): a thread notices the parent
+    change, interrupts the run (it saves and marks itself ``interrupted``, resumable), and exits the
+    process if it has not ended ``grace_s`` later. No worker outlives its sweep, so a rerun never
+    has two processes writing one run folder."""
+    import _thread
+    import threading
+    import time
+
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(poll_s)
+        _thread.interrupt_main()
+        time.sleep(grace_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="sgdscope-parent-watch", daemon=True).start()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -83,5 +110,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="sgdscope-sweep-worker", description=serve.__doc__)
     parser.add_argument("--threads", type=int, default=None)
-    return serve(parser.parse_args(argv).threads)
+    try:
+        return serve(parser.parse_args(argv).threads)
+    except KeyboardInterrupt:  # the driver died or was interrupted: the run in hand marked itself interrupted
+        return 130
 

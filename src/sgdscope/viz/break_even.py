@@ -282,6 +282,7 @@ def curvature_vs_noise(runs: Runs, *, by: str | Sequence[str] | None = None, unt
 # --- Fig. 3: spectra at the maxima ---------------------------------------------------------------
 
 FIG3_NEEDS = (LAMBDA_K, SPECTRUM_K, LAMBDA_H)
+FEW_H = 3  # fewer top eigenvalues of H than this are drawn as labelled points on a linear axis
 ZERO = 1e-9  # eigenvalues of K below ZERO * lambda_K^1 are numerical zeros, left out of the log plot
 
 
@@ -320,6 +321,7 @@ def spectra_at_peak(runs: Runs, *, by: str | Sequence[str] | None = None, hessia
     palette = colors(len(groups))
     fig, (ax_k, ax_h) = new_figure(2, title="Break-Even Fig. 3: spectra of K and H at their maxima")
     highest = 0.0  # of the densities: the log axis stops 8 decades below it
+    fewest = math.inf  # eigenvalues of H per run: below FEW_H, labelled points on a linear axis
     for color, group in zip(palette, groups):
         run = group.runs[0]
         top_k = peak(series(runs.frame, LAMBDA_K, run=run))
@@ -338,8 +340,14 @@ def spectra_at_peak(runs: Runs, *, by: str | Sequence[str] | None = None, hessia
             highest = max(highest, float(np.nanmax(density, initial=0.0)))
         else:
             near, eigenvalues = _nearest(runs.arrays(EIGENVALUES_H, run), top_h.step)
-            ax_h.plot(np.arange(1, len(eigenvalues) + 1), eigenvalues, color=color, marker=".", ms=4, lw=1,
+            eigenvalues = np.atleast_1d(np.asarray(eigenvalues, dtype=float))
+            fewest = min(fewest, len(eigenvalues))
+            ax_h.plot(np.arange(1, len(eigenvalues) + 1), eigenvalues, color=color, marker="o" if len(eigenvalues) <
+                      FEW_H else ".", ms=5 if len(eigenvalues) < FEW_H else 4, lw=1,
                       label=f"{group.label} ({_at(top_h.step, near)})")
+            if len(eigenvalues) < FEW_H:
+                for i, v in enumerate(eigenvalues, start=1):
+                    ax_h.annotate(f"{v:.4g}", (i, v), textcoords="offset points", xytext=(4, 3), fontsize=7, color=color)
     ax_k.set_title(r"$\mathbf{K}$ at max $\lambda_K^1$", fontsize=9)
     ax_k.set_xlabel("rank $i$")
     ax_k.set_ylabel(r"$\lambda_K^i$")
@@ -350,8 +358,14 @@ def spectra_at_peak(runs: Runs, *, by: str | Sequence[str] | None = None, hessia
     else:
         ax_h.set_xlabel("rank $i$")
         ax_h.set_ylabel(r"$\lambda_H^i$")
+    ax_k.set_yscale("log", nonpositive="mask")
+    if hessian == "density" or fewest >= FEW_H:
+        ax_h.set_yscale("log", nonpositive="mask")
+    else:  # one or two eigenvalues a run are points, not a spectrum: their values, on a linear axis
+        ax_h.set_xticks(range(1, int(fewest) + 1))
+        ax_h.text(0.02, 0.02, f"a spectrum needs top_eigenvalues.k >= {FEW_H}", transform=ax_h.transAxes, fontsize=7,
+                  color="0.4")
     for ax in (ax_k, ax_h):
-        ax.set_yscale("log", nonpositive="mask")
         ax.legend(fontsize=7)
     if highest > 0:
         ax_h.set_ylim(bottom=max(ax_h.get_ylim()[0], highest * 1e-8))

@@ -19,6 +19,7 @@ from pathlib import Path
 from ..analysis import compare, seed_columns
 from ..store import is_run_dir, is_sweep_dir, read_config, read_status, sweep_table
 from ..store import _toml
+from ..store._atomic import atomic_write_text
 from ..store.sweeps import MARKER
 from .registry import FIGURES, as_runs, available
 from .source import MissingData
@@ -201,5 +202,5 @@ def build_report(source, out: str | Path | None = None) -> Path:
             f'<meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>'
             f"<body>{''.join(parts)}</body></html>")
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(page, encoding="utf-8")
+    atomic_write_text(out, page)  # replaces a link at ``out`` rather than writing through it
     return out
