@@ -121,6 +121,15 @@ def test_fig2_correlation_holds_fails_and_needs_probe_points(tmp_path):
     early = {"gradient_noise/lambda_1": [0.1, 0.2, 0.3, 0.4], "top_eigenvalues/lambda_1": [1.0, 5.0, 2.0, 1.0]}
     v = _check(key, _fig2(tmp_path / "d", {(0.01, 0): along, (0.1, 0): early}))
     assert v.verdict == "inconclusive" and "too few probe points before the peak of lambda_H^1 (2 steps" in v.reason
+    # as reproduce judges it: a peak at the second probed step is an early phase the probes did not resolve
+    from sgdscope.reproduce.regime import assess
+
+    regime = {r["key"]: r for r in assess(CLAIMS[key].preconditions, _fig2(tmp_path / "e", {(0.01, 0): along,
+                                                                                            (0.1, 0): early}), "tiny")}
+    resolved = regime["early_phase_resolved"]["runs"]
+    assert resolved["lr=0.01,seed=0"]["inside"] and resolved["lr=0.01,seed=0"]["n"] == 5
+    assert not resolved["lr=0.1,seed=0"]["inside"]
+    assert resolved["lr=0.1,seed=0"]["measured"] == "2 probed steps up to the maximum up to step 1"
 
 
 def _stable_then_not(n=16, peak=8, negative_from=8):

@@ -144,7 +144,7 @@ LATE_PROBED = probed_at_least(
 
 
 def _at_edge(frame, run: str, scale: str):
-    gamma, lr = run_value(frame, run, GAMMA), run_value(frame, run, LR)
+    gamma, lr = run_value(frame, run, GAMMA, 1.0), run_value(frame, run, LR)
     if gamma != 1.0:
         return True, f"Nudged SGD (gamma = {gamma:g}): the regime is read on plain SGD", {"gamma": gamma}
     traj = trajectory(frame, run, SPECTRAL)

@@ -292,15 +292,17 @@ def alignment_batch_size(frame, scale):
 
 # --- Fig. 7: cosine of consecutive mini-batch gradients -----------------------------------------------------------------
 
-def _iterations(frame, run: str, scale: str):
+def _last_step(frame, run: str) -> int:
     traj = trajectory(frame, run, COSINE)
-    last_steps = {r: int(trajectory(frame, r, COSINE)["step"].max()) if len(trajectory(frame, r, COSINE)) else -1
-                  for r in runs(frame)}
-    last = last_steps[run]
-    same = len(set(last_steps.values())) == 1
-    return bool(same and len(traj) >= _MIN_COSINES), \
-        f"{len(traj)} probed cosines to step {last}" + ("" if same else f" (the runs end at steps {sorted(set(last_steps.values()))})"), \
-        {"n": len(traj), "last_step": last}
+    return int(traj["step"].max()) if len(traj) else -1
+
+
+def _iterations(frame, run: str, scale: str):
+    n, last = len(trajectory(frame, run, COSINE)), _last_step(frame, run)
+    ends = sorted({_last_step(frame, r) for r in runs(frame)})
+    other = "" if len(ends) == 1 else f" (the runs end at steps {ends})"
+    return bool(len(ends) == 1 and n >= _MIN_COSINES), f"{n} probed cosines to step {last}{other}", \
+        {"n": n, "last_step": last}
 
 
 SAME_ITERATIONS = each_run(
