@@ -13,6 +13,7 @@ Shards (union = the data in order, rank 0's part first):
 from __future__ import annotations
 
 import copy
+import gc
 import datetime
 import traceback
 from pathlib import Path
@@ -251,6 +252,8 @@ def scope_runs(rank: int, out: Path) -> dict:
     writer = sgdscope.RunWriter(b_path, config={"test": "resume"}) if rank == 0 else None
     train(rank, writer, range(5), save_at=2)  # killed after step 4: never closed
     dist.barrier()
+    writer = None  # the killed writer is gone, and with it its lock on the folder (the OS frees a dead process's)
+    gc.collect()
     writer = sgdscope.RunWriter(b_path, resume=True) if rank == 0 else None
     if writer is not None:
         writer.truncate_after(2)

@@ -160,6 +160,7 @@ RECORDED: tuple[Quantity, ...] = (
         ("intercept", "least-squares intercept of trace_change against eta^2", _H, "NH Fig. 2b (red line)"),
         ("r2", "R^2 of that line", "ratio", "NH Fig. 2b"),
         ("predicted_slope", "-(measured steps / 4) s |grad T|^2 at the start", _H + " / lr^2", "NH eq. 15"),
+        ("resolution", "least |trace_change| / stderr over the learning rates (the change resolved, in standard errors)", "ratio", "NH Fig. 2b"),
     ]),
     *_q("noise_structure", [
         ("{noise}_trace", "chain mean of T = sum_i lambda_i under noise kind {noise} (e.g. sgd, isotropic_subspace)", _H, "NH Theorem 1, Fig. 2c"),
@@ -189,6 +190,7 @@ RECORDED: tuple[Quantity, ...] = (
         ("r2", "R^2 of that line", "ratio", "NH Fig. 2a"),
         ("base_loss", "training loss L* at the GD minimum the SGD runs start from", "loss", "NH App. A.3"),
         ("base_negative_sum", "sum of the negative Hessian eigenvalues at the GD minimum", _H, "NH §4.1"),
+        ("base_grad_norm", "gradient norm at the GD minimum the SGD runs start from (a true minimum: <= 1e-6)", "loss / parameter", "NH §4.1"),
         ("dim", "number of parameters D", "count", "-"),
     ]),
     *_q("fdr", [
