@@ -80,7 +80,9 @@ def _driver(tmp_path, out, *, workers=2):
         from sgdscope.sweep import run_sweep
         run_sweep(base_config({str(tmp_path)!r}), grid=GRID, seeds=SEEDS, out={str(out)!r}, workers={workers}, quiet=True)
     """)
-    return subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    # as a driver started in the background (`sgdscope sweep ... &`): SIGINT ignored, and its workers inherit that
+    return subprocess.Popen([sys.executable, "-c", script], start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
 
 
 def _running(run_dir, step=8, timeout=120.0):

@@ -70,6 +70,11 @@ def serve(threads: int | None = None) -> int:
     import warnings
 
     channel = sys.stdout  # run_point sends everything else to the point's own log
+    import signal
+
+    # a driver started in the background (`cmd &`, nohup) hands its workers SIGINT ignored: restore it, so that
+    # an interrupt (the driver's Ctrl-C, or watch_parent) ends the run in hand as "interrupted"
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     watch_parent()
     for line in sys.stdin:
         if not line.strip():
