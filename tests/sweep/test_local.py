@@ -147,13 +147,19 @@ def test_a_killed_worker_marks_its_run_interrupted_and_the_others_go_on(undistur
     pd.testing.assert_frame_equal(metrics(victim), metrics(undisturbed / "runs" / victim.name))
 
 
-def test_a_moved_sweep_folder_resumes_its_interrupted_points_in_the_new_place(undisturbed, tmp_path):
+def _with_an_interrupted_point(tmp_path):
+    """A sweep whose point lr=0.05,seed=0 had its worker killed at step 20: (sweep folder, that run's folder)."""
     out = tmp_path / "sweep"
     victim = out / "runs" / "lr=0.05,seed=0"
     thread, killed = kill_a_worker_when(victim, 20)
     run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
     thread.join()
     assert killed and sgdscope.read_status(victim)["state"] == "interrupted"
+    return out, victim
+
+
+def test_a_moved_sweep_folder_resumes_its_interrupted_points_in_the_new_place(undisturbed, tmp_path):
+    out, victim = _with_an_interrupted_point(tmp_path)
     moved = tmp_path / "elsewhere" / "sweep"
     moved.parent.mkdir()
     out.rename(moved)
@@ -167,11 +173,7 @@ def test_a_moved_sweep_folder_resumes_its_interrupted_points_in_the_new_place(un
 def test_a_point_whose_resume_is_refused_says_why_and_keeps_its_status(tmp_path, capfd):
     import torch
 
-    out = tmp_path / "sweep"
-    victim = out / "runs" / "lr=0.05,seed=0"
-    thread, killed = kill_a_worker_when(victim, 20)
-    run_sweep(base_config(tmp_path), grid=GRID, seeds=SEEDS, out=out, workers=2, quiet=True)
-    thread.join()
+    out, victim = _with_an_interrupted_point(tmp_path)
     before = sgdscope.read_status(victim)
     last = sorted((victim / "checkpoints").iterdir())[-1]
     torch.save({"obj": Path(".")}, last / "state.pt")  # needs code to load: refused
