@@ -35,7 +35,7 @@ import math
 
 import numpy as np
 
-from ..analysis import compare, correlation_before_peak, moving_average, series
+from ..analysis import compare, correlation_before_peak, moving_average, peak, series
 from ..quantities import (BATCH_SIZE as BS, DELTA_L, G_RATIO, GAMMA_LAST as GAMMA, LAMBDA_H, LAMBDA_K, LR, MOMENTUM,
                           RATIO_K as RATIO, STABILITY, STABILITY_LAMBDA, TRACE_K, TRAIN_ACCURACY)
 from .claim import Study, Verdict, claim, study
@@ -262,7 +262,7 @@ _TOLERANCE = 3  # "near" the peak: within this many probed steps
                                                       paper="§4.1: 'at least prior to reaching the break-even point', "
                                                             "up to the highest value of lambda_H^1"),
                       probed_at_least(LAMBDA_H, _MIN_BEFORE_PEAK, key="early_phase_resolved",
-                                      before=lambda traj: int(traj["step"].iloc[int(np.argmax(traj["value"].to_numpy()))]),
+                                      before=lambda traj: peak(traj).step,
                                       what="probed steps up to the maximum", paper="§4.1, Fig. 2: the early phase, up to "
                                       "the maximum of lambda_H^1, resolved by the probes",
                                       remedy="probe more often early (log-spaced probe points)")))

@@ -28,8 +28,6 @@ from __future__ import annotations
 
 import math
 
-import numpy as np
-
 from ..analysis import peak, series
 from .claim import Rule, Study, claim, study
 from .regime import each_run, peak_inside, probed_at_least, run_value, trajectory
@@ -126,12 +124,8 @@ PEAK_SETTLED = peak_inside(
     remedy="train longer (more epochs) so that the peak is followed by a settled phase")
 
 
-def _peak_step(traj) -> int:
-    return int(traj["step"].iloc[int(np.argmax(traj["value"].to_numpy()))])
-
-
 RISE_PROBED = probed_at_least(
-    LAMBDA, _MIN_POINTS, key="rise_probed", before=_peak_step, what="probed steps up to the peak",
+    LAMBDA, _MIN_POINTS, key="rise_probed", before=lambda traj: peak(traj).step, what="probed steps up to the peak",
     paper="Fig. 1a-b: the evolution of the top eigenvalues from the start of training (the rise to the peak seen)",
     remedy="probe lambda_1 more often early (more log-spaced probe points)")
 

@@ -116,15 +116,14 @@ class RunWriter:
             given = None if config is None else _toml.normalize(config)
             # "out" says where the run is, not what it is: a copied or moved run (or sweep) resumes in its new place
             diff = [] if given is None else [d for d in _toml.config_diff(self.config, given) if not d.startswith("out (")]
-            if given is not None and given.get("out") != self.config.get("out") and "out" in given:
-                self.config = {**self.config, "out": given["out"]}
-                _toml.write_toml(path / CONFIG, self.config)
             if diff:
                 raise ValueError(f"{path}: resuming with a config that differs from the "
                                  f"stored {CONFIG} (stored vs given): " + ", ".join(diff))
+            if given is not None and "out" in given and given["out"] != self.config.get("out"):
+                self.config = {**self.config, "out": given["out"]}
+                _toml.write_toml(path / CONFIG, self.config)
             self._open_tail()
-            old = read_status(path) if (path / STATUS).exists() else {}
-            self._step, self._epoch = old.get("step"), old.get("epoch")
+            self._step, self._epoch = self._before.get("step"), self._before.get("epoch")
             if self._step is None and len(self._tail):
                 self._step = self._tail["step"][-1].as_py()
         else:
@@ -239,17 +238,17 @@ class RunWriter:
         checkpoint no later than the last intact row (:meth:`latest_checkpoint`)."""
         self.damaged: list[str] = []
         self._intact_step: int | None = None
-        parts = metric_parts(self.path)
+        parts, last = metric_parts(self.path), -1
         for i, (_, file) in enumerate(parts):
             try:
-                read_part(file)
+                steps = read_part(file)["step"].to_pylist()
             except CorruptFile as err:
                 for _, bad in parts[i:]:
                     bad.rename(bad.with_name(f".damaged-{bad.name}"))
                     self.damaged.append(f"{bad.name} ({err})" if bad == file else bad.name)
-                intact = [read_part(f)["step"] for _, f in parts[:i]]
-                self._intact_step = max((int(max(c.to_pylist(), default=-1)) for c in intact), default=-1)
+                self._intact_step = last
                 return
+            last = max(last, max(steps, default=-1))
 
     def _open_tail(self) -> None:
         """Load the last part of ``metrics.parquet/`` (creating an empty part 0 if none)."""
